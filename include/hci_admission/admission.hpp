@@ -1,0 +1,118 @@
+// The contract between the server core and a policy: a policy receives an
+// AdmissionRequest and returns a Decision. It never sees HTTP or TLS.
+#pragma once
+
+#include "hci_admission/json_patch.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace hci_admission {
+
+using Json = nlohmann::json;
+
+struct GroupVersionKind {
+  std::string group;
+  std::string version;
+  std::string kind;
+
+  // "Pod" for the core group, "kubevirt.io/v1 KubeVirt" otherwise.
+  std::string to_string() const;
+};
+
+struct GroupVersionResource {
+  std::string group;
+  std::string version;
+  std::string resource;
+};
+
+// The fields of an AdmissionReview request that policies read.
+struct AdmissionRequest {
+  std::string uid;
+  GroupVersionKind kind;
+  GroupVersionResource resource;
+  std::string sub_resource;
+  std::string name;
+  std::string namespace_name;
+  std::string operation;  // CREATE, UPDATE, DELETE or CONNECT
+  std::string username;
+  bool dry_run = false;
+  Json object;      // null when the review carries none
+  Json old_object;  // null when the review carries none
+};
+
+// One entry of metav1.Status details.causes.
+struct StatusCause {
+  std::string type;
+  std::string message;
+  std::string field;
+};
+
+struct Decision {
+  bool allowed = true;
+  // Only read when denied: metav1.Status code, reason and message.
+  int code = 0;
+  std::string reason;
+  std::string message;
+  std::vector<StatusCause> causes;
+  std::vector<std::string> warnings;
+  JsonPatch patch;
+
+  static Decision allow() { return Decision{}; }
+  static Decision deny(int code, std::string reason, std::string message);
+
+  Decision &warn(std::string warning);
+};
+
+enum class PolicyType { Mutating, Validating };
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  virtual Decision review(const AdmissionRequest &request) const = 0;
+};
+
+// Flags a policy adds to the command line, with their defaults.
+struct PolicyOption {
+  std::string flag;  // without the leading "--"
+  std::string default_value;
+  std::string help;
+};
+
+// What a policy is built from: its option values (defaults filled in).
+class PolicyConfig {
+ public:
+  explicit PolicyConfig(std::map<std::string, std::string> values)
+      : values_(std::move(values)) {}
+  // The value of one of the policy's own options; throws std::out_of_range
+  // for an option the policy did not declare.
+  const std::string &option(const std::string &flag) const { return values_.at(flag); }
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// How a policy is registered: everything the server needs to route to it,
+// document it and build it. Building throws std::invalid_argument when an
+// option value is unusable.
+struct PolicySpec {
+  std::string name;  // URL segment: /mutate/<name> or /validate/<name>
+  PolicyType type = PolicyType::Mutating;
+  std::string summary;
+  std::vector<PolicyOption> options;
+  std::function<std::unique_ptr<Policy>(const PolicyConfig &)> build;
+  // The parts of request.object and request.oldObject the policy reads, as
+  // JSON Pointers ("/spec/affinity"); nothing else of them is parsed.
+  // {""} is the whole object, {} none at all (left null).
+  std::vector<std::string> object_fields{""};
+  std::vector<std::string> old_object_fields{""};
+
+  std::string path() const;
+};
+
+}  // namespace hci_admission

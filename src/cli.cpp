@@ -1,0 +1,225 @@
+#include "hci_admission/cli.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+namespace hci_admission {
+namespace {
+
+struct FlagHelp {
+  const char *flag;
+  const char *arg;
+  const char *help;
+};
+
+const FlagHelp kServerFlags[] = {
+    {"cert-dir", "DIR", "folder with tls.crt and tls.key (a Kubernetes TLS Secret); required"},
+    {"port", "N", "HTTPS port to listen on (default 9443; 0 picks a free one)"},
+    {"bind", "ADDR", "address to listen on (default 0.0.0.0; :: for IPv6)"},
+    {"policies", "LIST", "comma-separated policies to serve (default: all)"},
+    {"max-body-size", "SIZE", "largest request body, e.g. 7MiB (default 7MiB); larger gets 413"},
+    {"max-connections", "N", "connections served at once (default 512)"},
+    {"max-requests-per-connection", "N", "requests before a connection is closed (default 1000)"},
+    {"idle-timeout", "DURATION", "close a keep-alive connection idle this long (default 120s)"},
+    {"read-timeout", "DURATION", "give up on a client that stalls mid-request (default 10s)"},
+    {"write-timeout", "DURATION", "give up on a client that stops reading (default 10s)"},
+    {"log-format", "text|json", "log line format (default text)"},
+    {"log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)"},
+    {"help", "", "print this help and exit"},
+    {"version", "", "print the version and exit"},
+};
+
+unsigned long long parse_unsigned(const std::string &flag, const std::string &text,
+                                  unsigned long long max) {
+  if (text.empty() || !std::all_of(text.begin(), text.end(), ::isdigit)) {
+    throw UsageError("--" + flag + " wants a whole number, got \"" + text + "\"");
+  }
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE || v > max) {
+    throw UsageError("--" + flag + " must be at most " + std::to_string(max) + ", got " + text);
+  }
+  return v;
+}
+
+std::vector<std::string> split_list(const std::string &text) {
+  std::vector<std::string> out;
+  std::stringstream s(text);
+  std::string item;
+  while (std::getline(s, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::chrono::seconds whole_seconds(const std::string &flag, const std::string &text) {
+  try {
+    auto ms = parse_duration(text);
+    if (ms.count() < 1000) throw UsageError("--" + flag + " must be at least 1s, got " + text);
+    return std::chrono::duration_cast<std::chrono::seconds>(ms);
+  } catch (const std::invalid_argument &e) {
+    throw UsageError("--" + flag + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+size_t parse_byte_size(const std::string &text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0) throw std::invalid_argument("\"" + text + "\" is not a size such as 7MiB");
+  const std::string unit = text.substr(i);
+  unsigned long long mult = 1;
+  if (unit.empty() || unit == "B") {
+    mult = 1;
+  } else if (unit == "K" || unit == "Ki" || unit == "KiB") {
+    mult = 1ull << 10;
+  } else if (unit == "M" || unit == "Mi" || unit == "MiB") {
+    mult = 1ull << 20;
+  } else if (unit == "G" || unit == "Gi" || unit == "GiB") {
+    mult = 1ull << 30;
+  } else {
+    throw std::invalid_argument("unknown size unit \"" + unit + "\" (use B, KiB, MiB or GiB)");
+  }
+  const unsigned long long n = std::strtoull(text.substr(0, i).c_str(), nullptr, 10);
+  if (n > (1ull << 40) / mult) throw std::invalid_argument("size " + text + " is too large");
+  return static_cast<size_t>(n * mult);
+}
+
+std::chrono::milliseconds parse_duration(const std::string &text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 9) throw std::invalid_argument("\"" + text + "\" is not a duration such as 10s");
+  const long long n = std::stoll(text.substr(0, i));
+  const std::string unit = text.substr(i);
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit.empty() || unit == "s") return std::chrono::seconds(n);
+  if (unit == "m") return std::chrono::minutes(n);
+  if (unit == "h") return std::chrono::hours(n);
+  throw std::invalid_argument("unknown duration unit \"" + unit + "\" (use ms, s, m or h)");
+}
+
+Options parse_options(const std::vector<std::string> &args, const std::vector<PolicySpec> &policies) {
+  Options o;
+  std::map<std::string, const PolicyOption *> policy_flags;
+  for (const auto &p : policies) {
+    for (const auto &opt : p.options) {
+      policy_flags[opt.flag] = &opt;
+      o.policy_options[opt.flag] = opt.default_value;
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+      throw UsageError("unexpected argument \"" + arg + "\" (see --help)");
+    }
+    std::string flag = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (auto eq = flag.find('='); eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      has_value = true;
+    }
+    if (flag == "help" || flag == "version") {
+      if (has_value) throw UsageError("--" + flag + " takes no value");
+      (flag == "help" ? o.help : o.version) = true;
+      continue;
+    }
+    const bool known = policy_flags.count(flag) > 0 ||
+                       std::any_of(std::begin(kServerFlags), std::end(kServerFlags),
+                                   [&](const FlagHelp &f) { return flag == f.flag; });
+    if (!known) throw UsageError("unknown flag --" + flag + " (see --help)");
+    if (!has_value) {
+      if (i + 1 >= args.size()) throw UsageError("--" + flag + " needs a value");
+      value = args[++i];
+    }
+
+    if (flag == "cert-dir") {
+      o.cert_dir = value;
+    } else if (flag == "port") {
+      o.server.port = static_cast<int>(parse_unsigned(flag, value, 65535));
+    } else if (flag == "bind") {
+      if (value.empty()) throw UsageError("--bind needs an address");
+      o.server.bind_address = value;
+    } else if (flag == "policies") {
+      o.enabled_policies = split_list(value);
+      if (o.enabled_policies.empty()) throw UsageError("--policies needs at least one policy");
+      for (const auto &name : o.enabled_policies) {
+        if (std::none_of(policies.begin(), policies.end(),
+                         [&](const PolicySpec &p) { return p.name == name; })) {
+          std::string known_names;
+          for (const auto &p : policies) known_names += (known_names.empty() ? "" : ", ") + p.name;
+          throw UsageError("--policies: unknown policy \"" + name + "\" (known: " + known_names + ")");
+        }
+      }
+    } else if (flag == "max-body-size") {
+      try {
+        o.max_body_bytes = parse_byte_size(value);
+      } catch (const std::invalid_argument &e) {
+        throw UsageError("--max-body-size: " + std::string(e.what()));
+      }
+      if (o.max_body_bytes == 0) throw UsageError("--max-body-size must be more than 0");
+    } else if (flag == "max-connections") {
+      o.server.max_connections = parse_unsigned(flag, value, 100000);
+      if (o.server.max_connections == 0) throw UsageError("--max-connections must be at least 1");
+    } else if (flag == "max-requests-per-connection") {
+      o.server.max_requests_per_connection = parse_unsigned(flag, value, 1ull << 40);
+      if (o.server.max_requests_per_connection == 0) {
+        throw UsageError("--max-requests-per-connection must be at least 1");
+      }
+    } else if (flag == "idle-timeout") {
+      o.server.idle_timeout = whole_seconds(flag, value);
+    } else if (flag == "read-timeout") {
+      o.server.read_timeout = whole_seconds(flag, value);
+    } else if (flag == "write-timeout") {
+      o.server.write_timeout = whole_seconds(flag, value);
+    } else if (flag == "log-format") {
+      if (value == "text") {
+        o.log_format = LogFormat::Text;
+      } else if (value == "json") {
+        o.log_format = LogFormat::Json;
+      } else {
+        throw UsageError("--log-format wants text or json, got \"" + value + "\"");
+      }
+    } else if (flag == "log-level") {
+      static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+      if (levels.count(value) == 0) {
+        throw UsageError("--log-level wants trace, debug, info, warn, error or off, got \"" + value + "\"");
+      }
+      o.log_level = value;
+    } else {
+      o.policy_options[flag] = value;
+    }
+  }
+  return o;
+}
+
+std::string usage(const std::vector<PolicySpec> &policies) {
+  std::ostringstream s;
+  s << "Usage: hci-admission --cert-dir DIR [flags]\n\n"
+       "Kubernetes admission webhooks for Harvester HCI clusters and their guest clusters.\n\n"
+       "Server flags:\n";
+  auto line = [&s](const std::string &flag, const std::string &arg, const std::string &help) {
+    std::string left = "  --" + flag + (arg.empty() ? "" : " " + arg);
+    if (left.size() < 38) left.resize(38, ' ');
+    else left += "\n" + std::string(38, ' ');
+    s << left << help << "\n";
+  };
+  for (const auto &f : kServerFlags) line(f.flag, f.arg, f.help);
+  s << "\nPolicies:\n";
+  for (const auto &p : policies) {
+    s << "  " << p.path() << "\n      " << p.summary << "\n";
+    for (const auto &opt : p.options) {
+      line(opt.flag, "VALUE", opt.help + "\n" + std::string(38, ' ') + "(default \"" +
+                                  opt.default_value + "\")");
+    }
+  }
+  s << "\nAlso served: GET /healthz, GET /readyz.\n";
+  return s.str();
+}
+
+}  // namespace hci_admission

@@ -1,0 +1,142 @@
+#include "hci_admission/json_patch.hpp"
+
+#include <algorithm>
+
+namespace hci_admission {
+
+std::string escape_pointer_token(std::string_view token) {
+  std::string out;
+  out.reserve(token.size());
+  for (char c : token) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string join_pointer(std::string_view base, std::string_view token) {
+  std::string out(base);
+  out += '/';
+  out += escape_pointer_token(token);
+  return out;
+}
+
+std::string join_pointer(std::string_view base, size_t index) {
+  std::string out(base);
+  out += '/';
+  out += std::to_string(index);
+  return out;
+}
+
+void JsonPatch::add(std::string path, Json value) {
+  ops_.push_back({"add", std::move(path), std::move(value)});
+}
+
+void JsonPatch::replace(std::string path, Json value) {
+  ops_.push_back({"replace", std::move(path), std::move(value)});
+}
+
+void JsonPatch::remove(std::string path) { ops_.push_back({"remove", std::move(path), nullptr}); }
+
+void append_json_string(std::string &out, std::string_view text) {
+  static const char kHex[] = "0123456789abcdef";
+  out += '"';
+  size_t plain = 0;  // start of the run not yet copied
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + plain, i - plain);
+    plain = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(text.data() + plain, text.size() - plain);
+  out += '"';
+}
+
+void JsonPatch::diff(const std::string &path, const Json &before, Json &&after) {
+  if (before == after) return;
+  if (before.is_object() && after.is_object()) {
+    for (auto it = before.begin(); it != before.end(); ++it) {
+      if (!after.contains(it.key())) remove(join_pointer(path, it.key()));
+    }
+    for (auto it = after.begin(); it != after.end(); ++it) {
+      auto old = before.find(it.key());
+      if (old == before.end()) {
+        add(join_pointer(path, it.key()), std::move(it.value()));
+      } else if (old->type() == it->type() && (old->is_object() || old->is_array())) {
+        diff(join_pointer(path, it.key()), *old, std::move(*it));
+      } else if (*old != *it) {
+        // "add" onto an existing member overwrites it.
+        add(join_pointer(path, it.key()), std::move(it.value()));
+      }
+    }
+    return;
+  }
+  if (before.is_array() && after.is_array()) {
+    const size_t common = std::min(before.size(), after.size());
+    for (size_t i = 0; i < common; ++i) {
+      const Json &b = before[i];
+      Json &a = after[i];
+      if (b == a) continue;
+      if (b.type() == a.type() && (b.is_object() || b.is_array())) {
+        diff(join_pointer(path, i), b, std::move(a));
+      } else {
+        replace(join_pointer(path, i), std::move(a));
+      }
+    }
+    for (size_t i = common; i < after.size(); ++i) add(path + "/-", std::move(after[i]));
+    // From the end, so that earlier indexes stay valid.
+    for (size_t i = before.size(); i > common; --i) remove(join_pointer(path, i - 1));
+    return;
+  }
+  if (path.empty()) {
+    replace(path, std::move(after));
+  } else {
+    add(path, std::move(after));
+  }
+}
+
+Json JsonPatch::to_json() const {
+  Json out = Json::array();
+  for (const auto &op : ops_) {
+    Json o = {{"op", op.op}, {"path", op.path}};
+    if (op.op != "remove") o["value"] = op.value;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+std::string JsonPatch::dump() const {
+  std::string out = "[";
+  for (const auto &op : ops_) {
+    if (out.size() > 1) out += ',';
+    out += "{\"op\":\"";
+    out += op.op;
+    out += "\",\"path\":";
+    append_json_string(out, op.path);
+    if (op.op != "remove") {
+      out += ",\"value\":";
+      out += op.value.dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
+    out += '}';
+  }
+  out += ']';
+  return out;
+}
+
+}  // namespace hci_admission

@@ -1,0 +1,135 @@
+// hci-admission: wires flags, TLS, the policies and the server together.
+#include "hci_admission/cli.hpp"
+#include "hci_admission/logging.hpp"
+#include "hci_admission/server.hpp"
+#include "hci_admission/tls.hpp"
+#include "registry.hpp"
+
+#include <csignal>
+#include <ctime>
+#include <iostream>
+#include <pthread.h>
+#include <thread>
+
+using namespace hci_admission;
+
+namespace {
+
+std::string join(const std::vector<std::string> &items) {
+  std::string out;
+  for (const auto &i : items) out += (out.empty() ? "" : ",") + i;
+  return out;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int fail(int code, const std::string &message) {
+  std::cerr << "hci-admission: " << message << std::endl;
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  // Signals go to one thread that waits for them; a closed peer must not
+  // kill the process through SIGPIPE.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const auto specs = webhooks::builtin_policies();
+  Options options;
+  try {
+    options = parse_options(std::vector<std::string>(argv + 1, argv + argc), specs);
+  } catch (const UsageError &e) {
+    return fail(2, e.what());
+  }
+  if (options.help) {
+    std::cout << usage(specs);
+    return 0;
+  }
+  if (options.version) {
+    std::cout << "hci-admission " << HCI_ADMISSION_VERSION << std::endl;
+    return 0;
+  }
+  if (options.cert_dir.empty()) return fail(2, "--cert-dir is required (see --help)");
+  setup_logging(options.log_format, options.log_level);
+
+  auto router = std::make_shared<AdmissionRouter>(options.max_body_bytes);
+  std::vector<std::string> served;
+  for (const auto &spec : specs) {
+    if (!options.enabled_policies.empty() &&
+        std::find(options.enabled_policies.begin(), options.enabled_policies.end(), spec.name) ==
+            options.enabled_policies.end()) {
+      continue;
+    }
+    std::map<std::string, std::string> values;
+    for (const auto &opt : spec.options) values[opt.flag] = options.policy_options.at(opt.flag);
+    try {
+      router->add(spec, spec.build(PolicyConfig(values)));
+    } catch (const std::invalid_argument &e) {
+      return fail(2, spec.name + ": " + e.what());
+    }
+    served.push_back(spec.path());
+  }
+
+  std::shared_ptr<const ServingCertificate> cert;
+  try {
+    cert = ServingCertificate::load(options.cert_dir);
+  } catch (const TlsError &e) {
+    return fail(1, e.what());
+  }
+  auto tls = std::make_shared<TlsContext>(cert);
+
+  std::unique_ptr<AdmissionServer> server;
+  try {
+    server = std::make_unique<AdmissionServer>(options.server, tls, router);
+    server->bind();
+  } catch (const std::exception &e) {
+    return fail(1, e.what());
+  }
+  AdmissionServer *srv = server.get();
+  router->set_readiness([srv, tls]() -> std::string {
+    if (!srv->listening()) return "not listening";
+    auto c = tls->current();
+    if (!c || !c->valid_at(std::chrono::system_clock::now())) return "no valid serving certificate";
+    return "";
+  });
+
+  std::atomic<bool> signalled{false};
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (!signalled.exchange(true)) {
+      LogLine("stopping").field("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT").info();
+    }
+    srv->stop();
+  });
+
+  LogLine("serving")
+      .field("version", HCI_ADMISSION_VERSION)
+      .field("address", options.server.bind_address + ":" + std::to_string(server->port()))
+      .field("paths", join(served))
+      .field("certificate", cert->subject())
+      .field("names", join(cert->names()))
+      .field("not_after", iso_time(cert->not_after()))
+      .info();
+  server->serve();
+  if (!signalled.exchange(true)) {
+    // Stopped without a signal: wake the waiter so it can be joined.
+    pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  }
+  signal_waiter.join();
+  LogLine("stopped").info();
+  return 0;
+}

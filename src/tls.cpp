@@ -1,0 +1,189 @@
+#include "hci_admission/tls.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace hci_admission {
+namespace {
+
+// ECDHE key exchange with AEAD ciphers only, for TLS 1.2. TLS 1.3 suites
+// are all AEAD; AES-128-GCM first because it is the cheapest with AES-NI.
+constexpr const char *kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char *kTls13Suites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
+std::string read_file(const std::string &path, const char *what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw TlsError(std::string(what) + " " + path + ": " + std::strerror(errno));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string format_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+ServingCertificate::~ServingCertificate() {
+  X509_free(leaf_);
+  EVP_PKEY_free(key_);
+  if (chain_ != nullptr) sk_X509_pop_free(chain_, X509_free);
+}
+
+std::shared_ptr<const ServingCertificate> ServingCertificate::load(const std::string &cert_dir) {
+  if (cert_dir.empty()) throw TlsError("no certificate directory given (--cert-dir)");
+  const std::string cert_path = cert_dir + "/tls.crt";
+  const std::string key_path = cert_dir + "/tls.key";
+  const std::string cert_pem = read_file(cert_path, "cannot read certificate");
+  const std::string key_pem = read_file(key_path, "cannot read private key");
+
+  std::shared_ptr<ServingCertificate> c(new ServingCertificate());
+  ERR_clear_error();
+  {
+    BIO *bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+    c->leaf_ = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    if (c->leaf_ != nullptr) {
+      c->chain_ = sk_X509_new_null();
+      while (X509 *extra = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+        sk_X509_push(c->chain_, extra);
+      }
+    }
+    BIO_free(bio);
+    ERR_clear_error();  // the end of the PEM stream reads as an error
+  }
+  if (c->leaf_ == nullptr) throw TlsError("certificate " + cert_path + " holds no PEM certificate");
+  {
+    BIO *bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+    c->key_ = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+  }
+  if (c->key_ == nullptr) {
+    throw TlsError("private key " + key_path + " holds no PEM private key (" + openssl_error() + ")");
+  }
+  if (X509_check_private_key(c->leaf_, c->key_) != 1) {
+    ERR_clear_error();
+    throw TlsError("private key " + key_path + " does not match certificate " + cert_path);
+  }
+  c->not_before_ = to_time_point(X509_get0_notBefore(c->leaf_));
+  c->not_after_ = to_time_point(X509_get0_notAfter(c->leaf_));
+  const auto now = std::chrono::system_clock::now();
+  if (now >= c->not_after_) {
+    throw TlsError("certificate " + cert_path + " expired at " + format_time(c->not_after_));
+  }
+  if (now < c->not_before_) {
+    throw TlsError("certificate " + cert_path + " is not valid before " +
+                   format_time(c->not_before_));
+  }
+
+  char subject[256];
+  X509_NAME_oneline(X509_get_subject_name(c->leaf_), subject, sizeof subject);
+  c->subject_ = subject;
+  if (auto *sans = static_cast<GENERAL_NAMES *>(
+          X509_get_ext_d2i(c->leaf_, NID_subject_alt_name, nullptr, nullptr))) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME *n = sk_GENERAL_NAME_value(sans, i);
+      if (n->type == GEN_DNS) {
+        const auto *s = ASN1_STRING_get0_data(n->d.dNSName);
+        c->names_.emplace_back(reinterpret_cast<const char *>(s),
+                               static_cast<size_t>(ASN1_STRING_length(n->d.dNSName)));
+      } else if (n->type == GEN_IPADD) {
+        char ip[INET6_ADDRSTRLEN] = {0};
+        const int len = ASN1_STRING_length(n->d.iPAddress);
+        const auto *d = ASN1_STRING_get0_data(n->d.iPAddress);
+        if (len == 4) inet_ntop(AF_INET, d, ip, sizeof ip);
+        if (len == 16) inet_ntop(AF_INET6, d, ip, sizeof ip);
+        c->names_.emplace_back(ip);
+      }
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  return c;
+}
+
+bool ServingCertificate::valid_at(std::chrono::system_clock::time_point t) const {
+  return t >= not_before_ && t < not_after_;
+}
+
+bool ServingCertificate::use_on(SSL *ssl) const {
+  return SSL_use_cert_and_key(ssl, leaf_, key_, chain_, 1) == 1;
+}
+
+TlsContext::TlsContext(std::shared_ptr<const ServingCertificate> initial)
+    : current_(std::move(initial)) {}
+
+void TlsContext::replace(std::shared_ptr<const ServingCertificate> next) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  current_ = std::move(next);
+}
+
+std::shared_ptr<const ServingCertificate> TlsContext::current() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return current_;
+}
+
+int TlsContext::on_handshake(SSL *ssl, void *self) {
+  auto cert = static_cast<TlsContext *>(self)->current();
+  return (cert && cert->use_on(ssl)) ? 1 : 0;
+}
+
+namespace {
+int select_http11(SSL *, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                  unsigned int inlen, void *) {
+  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  unsigned char *selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof kHttp11, in, inlen) ==
+      OPENSSL_NPN_NEGOTIATED) {
+    *out = selected;
+    return SSL_TLSEXT_ERR_OK;
+  }
+  // A client that offers only h2 is told nothing and speaks HTTP/1.1 or leaves.
+  return SSL_TLSEXT_ERR_NOACK;
+}
+}  // namespace
+
+bool TlsContext::configure(SSL_CTX &ctx) {
+  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) != 1) return false;
+  if (SSL_CTX_set_cipher_list(&ctx, kTls12Ciphers) != 1) return false;
+  if (SSL_CTX_set_ciphersuites(&ctx, kTls13Suites) != 1) return false;
+  SSL_CTX_set_cert_cb(&ctx, &TlsContext::on_handshake, this);
+  SSL_CTX_set_alpn_select_cb(&ctx, select_http11, nullptr);
+  return true;
+}
+
+}  // namespace hci_admission

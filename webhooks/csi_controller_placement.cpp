@@ -1,0 +1,190 @@
+#include "csi_controller_placement.hpp"
+
+#include <algorithm>
+
+namespace hci_admission::webhooks {
+namespace {
+
+// The taints Rancher puts on RKE2 nodes that are control plane and etcd
+// but not workers; the chart's own tolerations cover exactly these.
+struct Taint {
+  const char *key;
+  const char *effect;
+};
+constexpr Taint kControlPlaneTaints[] = {
+    {"node-role.kubernetes.io/control-plane", "NoSchedule"},
+    {"node-role.kubernetes.io/etcd", "NoExecute"},
+};
+
+// Kubernetes' toleration matching (k8s.io/api/core/v1 ToleratesTaint) for
+// a taint with an empty value.
+bool tolerates(const Json &toleration, const Taint &taint) {
+  if (!toleration.is_object()) return false;
+  auto str = [&](const char *k) {
+    auto it = toleration.find(k);
+    return (it != toleration.end() && it->is_string()) ? it->get<std::string>() : std::string();
+  };
+  const std::string effect = str("effect");
+  if (!effect.empty() && effect != taint.effect) return false;
+  std::string op = str("operator");
+  if (op.empty()) op = "Equal";
+  const std::string key = str("key");
+  if (key.empty()) return op == "Exists";
+  if (key != taint.key) return false;
+  if (op == "Exists") return true;
+  return op == "Equal" && str("value").empty();
+}
+
+bool empty_or_absent(const Json &obj, const char *key) {
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_null() || (it->is_array() && it->empty());
+}
+
+Json exists(const std::string &label) { return {{"key", label}, {"operator", "Exists"}}; }
+
+}  // namespace
+
+PolicySpec CsiControllerPlacement::spec() {
+  PolicySpec s;
+  s.name = kName;
+  s.type = PolicyType::Mutating;
+  s.summary = "Pods (CREATE): harvester-csi-driver controller pods only on control-plane nodes";
+  s.options = {
+      {"csi-controller-selector", "app.kubernetes.io/name=harvester-csi-driver,component=csi-controllers",
+       "labels (key=value,...) that mark a CSI controller pod"},
+      {"control-plane-labels",
+       "node-role.kubernetes.io/control-plane,node-role.kubernetes.io/controlplane,"
+       "node-role.kubernetes.io/master",
+       "node labels any of which marks a control-plane node"},
+  };
+  s.object_fields = {"/metadata/name",   "/metadata/generateName", "/metadata/labels",
+                     "/spec/affinity",   "/spec/tolerations"};
+  s.old_object_fields = {};
+  s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
+    Settings settings{LabelSelector::parse(config.option("csi-controller-selector")),
+                      split_list(config.option("control-plane-labels"))};
+    if (settings.control_plane_labels.empty()) {
+      throw std::invalid_argument("--control-plane-labels needs at least one label");
+    }
+    return std::make_unique<CsiControllerPlacement>(std::move(settings));
+  };
+  return s;
+}
+
+CsiControllerPlacement::CsiControllerPlacement(Settings settings) : settings_(std::move(settings)) {
+  anti_affinity_ = {{"preferredDuringSchedulingIgnoredDuringExecution",
+                     {{{"weight", 100},
+                       {"podAffinityTerm",
+                        {{"labelSelector", settings_.controller_selector.to_label_selector()},
+                         {"topologyKey", "kubernetes.io/hostname"}}}}}}};
+}
+
+Decision CsiControllerPlacement::review(const AdmissionRequest &request) const {
+  if (!request.kind.group.empty() || request.kind.kind != "Pod") {
+    return wrong_kind(kName, "core v1 Pods", request);
+  }
+  // Pod placement cannot change after creation; other operations pass.
+  if (request.operation != "CREATE") return Decision::allow();
+  const Json &pod = request.object;
+  if (!pod.is_object()) {
+    return Decision::allow().warn(std::string(kName) + ": the request carries no pod; left unchanged");
+  }
+  const Json *labels = nullptr;
+  if (auto meta = pod.find("metadata"); meta != pod.end() && meta->is_object()) {
+    if (auto l = meta->find("labels"); l != meta->end()) labels = &*l;
+  }
+  if (labels == nullptr || !settings_.controller_selector.matches(*labels)) return Decision::allow();
+
+  auto spec_it = pod.find("spec");
+  if (spec_it == pod.end() || !spec_it->is_object()) {
+    return Decision::allow().warn(std::string(kName) + ": pod has no spec; left unchanged");
+  }
+  Decision decision = Decision::allow();
+  try {
+    Json desired = *spec_it;
+    confine_node_affinity(desired);
+    tolerate_control_plane_taints(desired);
+    spread_replicas(desired);
+    decision.patch.diff("/spec", *spec_it, std::move(desired));
+  } catch (const ShapeError &e) {
+    return Decision::allow().warn(std::string(kName) + ": " + e.what() + "; left unchanged");
+  }
+  return decision;
+}
+
+bool CsiControllerPlacement::term_requires_control_plane(const Json &term) const {
+  const Json *exprs = find_member(term, "matchExpressions", Json::value_t::array, "nodeSelectorTerm");
+  if (exprs == nullptr) return false;
+  const auto &labels = settings_.control_plane_labels;
+  return std::any_of(exprs->begin(), exprs->end(), [&](const Json &e) {
+    if (!e.is_object()) return false;
+    const std::string key = string_member(e, "key", "matchExpression");
+    const std::string op = string_member(e, "operator", "matchExpression");
+    // In implies the label exists just as Exists does.
+    return (op == "Exists" || op == "In") &&
+           std::find(labels.begin(), labels.end(), key) != labels.end();
+  });
+}
+
+void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
+  const std::string where = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution";
+  Json &affinity = ensure_object(spec, "affinity", "spec");
+  Json &node = ensure_object(affinity, "nodeAffinity", "spec.affinity");
+  Json &required = ensure_object(node, "requiredDuringSchedulingIgnoredDuringExecution",
+                                 "spec.affinity.nodeAffinity");
+  Json &terms = ensure_array(required, "nodeSelectorTerms", where);
+  const auto &labels = settings_.control_plane_labels;
+  if (terms.empty()) {
+    for (const auto &label : labels) terms.push_back({{"matchExpressions", {exists(label)}}});
+    return;
+  }
+  // Terms are ORed and the expressions in a term ANDed, so "any control-
+  // plane label" is added to a term by splitting it into one copy per label.
+  const size_t original_terms = terms.size();
+  for (size_t i = 0; i < original_terms; ++i) {
+    Json &term = terms[i];
+    if (!term.is_object()) throw ShapeError(where + ".nodeSelectorTerms[] is not an object");
+    // An empty term matches no node, so it never places the pod anywhere.
+    if (empty_or_absent(term, "matchExpressions") && empty_or_absent(term, "matchFields")) continue;
+    if (term_requires_control_plane(term)) continue;
+    const Json original = term;
+    bool first = true;
+    for (const auto &label : labels) {
+      if (first) {
+        ensure_array(term, "matchExpressions", where).push_back(exists(label));
+        first = false;
+      } else {
+        Json copy = original;
+        ensure_array(copy, "matchExpressions", where).push_back(exists(label));
+        terms.push_back(std::move(copy));
+      }
+    }
+  }
+}
+
+void CsiControllerPlacement::tolerate_control_plane_taints(Json &spec) const {
+  Json &tolerations = ensure_array(spec, "tolerations", "spec");
+  for (const Taint &taint : kControlPlaneTaints) {
+    const bool covered = std::any_of(tolerations.begin(), tolerations.end(),
+                                     [&](const Json &t) { return tolerates(t, taint); });
+    if (!covered) {
+      tolerations.push_back({{"key", taint.key}, {"operator", "Exists"}, {"effect", taint.effect}});
+    }
+  }
+}
+
+void CsiControllerPlacement::spread_replicas(Json &spec) const {
+  Json &affinity = ensure_object(spec, "affinity", "spec");
+  Json &anti = ensure_object(affinity, "podAntiAffinity", "spec.affinity");
+  if (!empty_or_absent(anti, "requiredDuringSchedulingIgnoredDuringExecution") ||
+      !empty_or_absent(anti, "preferredDuringSchedulingIgnoredDuringExecution")) {
+    return;
+  }
+  Json &preferred = ensure_array(anti, "preferredDuringSchedulingIgnoredDuringExecution",
+                                 "spec.affinity.podAntiAffinity");
+  for (const auto &term : anti_affinity_["preferredDuringSchedulingIgnoredDuringExecution"]) {
+    preferred.push_back(term);
+  }
+}
+
+}  // namespace hci_admission::webhooks

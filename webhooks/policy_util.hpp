@@ -1,0 +1,63 @@
+// Small helpers the policies share: reading Kubernetes object shapes safely
+// and parsing the option and annotation values policies accept.
+#pragma once
+
+#include "hci_admission/admission.hpp"
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace hci_admission::webhooks {
+
+// An object that does not have the shape its kind promises (a string where
+// an object belongs). Policies answer it with a warning, never a crash.
+class ShapeError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The member `key` of `parent` as an object, created when absent or null.
+Json &ensure_object(Json &parent, const char *key, const std::string &where);
+// The member `key` of `parent` as an array, created when absent or null.
+Json &ensure_array(Json &parent, const char *key, const std::string &where);
+// The member `key` if it is present and not null; ShapeError if it is not
+// of `type`.
+const Json *find_member(const Json &parent, const char *key, Json::value_t type,
+                        const std::string &where);
+// A string member, "" when absent; ShapeError when it is not a string.
+std::string string_member(const Json &parent, const char *key, const std::string &where);
+
+// Equality-based label selector: "key=value,key2==value2,key3" (a bare key
+// means the label must exist).
+class LabelSelector {
+ public:
+  // Throws std::invalid_argument for an empty selector or key.
+  static LabelSelector parse(const std::string &text);
+  bool matches(const Json &labels) const;
+  // The same selector as a metav1.LabelSelector.
+  Json to_label_selector() const;
+  const std::vector<std::pair<std::string, std::optional<std::string>>> &requirements() const {
+    return requirements_;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> requirements_;
+};
+
+// Splits a comma-separated list, dropping empty items and spaces.
+std::vector<std::string> split_list(const std::string &text);
+
+// A boolean annotation: "true"/"false" in any case; absent or "" is nullopt.
+// Any other value is reported through `invalid`.
+enum class BoolAnnotation { Absent, True, False, Invalid };
+BoolAnnotation read_bool_annotation(const Json &object, const std::string &name,
+                                    std::string *value = nullptr);
+
+// "<policy> expects <expected>; got <kind>: left unchanged" as an allow.
+Decision wrong_kind(const std::string &policy, const std::string &expected,
+                    const AdmissionRequest &request);
+
+}  // namespace hci_admission::webhooks
