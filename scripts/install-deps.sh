@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what hci-admission needs to build, run and test, from Debian
+# packages. Does nothing when everything is already there.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ meson ninja-build pkg-config
+  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev catch2
+  # run and test
+  openssl curl jq python3 python3-jsonpatch ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
