@@ -32,8 +32,7 @@ const FlagHelp kServerFlags[] = {
     {"version", "", "print the version and exit"},
 };
 
-unsigned long long parse_unsigned(const std::string &flag, const std::string &text,
-                                  unsigned long long max) {
+unsigned long long parse_unsigned(const std::string &flag, const std::string &text, unsigned long long max) {
   if (text.empty() || !std::all_of(text.begin(), text.end(), ::isdigit)) {
     throw UsageError("--" + flag + " wants a whole number, got \"" + text + "\"");
   }
@@ -129,9 +128,9 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       (flag == "help" ? o.help : o.version) = true;
       continue;
     }
-    const bool known = policy_flags.count(flag) > 0 ||
-                       std::any_of(std::begin(kServerFlags), std::end(kServerFlags),
-                                   [&](const FlagHelp &f) { return flag == f.flag; });
+    const bool known =
+        policy_flags.count(flag) > 0 || std::any_of(std::begin(kServerFlags), std::end(kServerFlags),
+                                                    [&](const FlagHelp &f) { return flag == f.flag; });
     if (!known) throw UsageError("unknown flag --" + flag + " (see --help)");
     if (!has_value) {
       if (i + 1 >= args.size()) throw UsageError("--" + flag + " needs a value");
@@ -205,8 +204,10 @@ std::string usage(const std::vector<PolicySpec> &policies) {
        "Server flags:\n";
   auto line = [&s](const std::string &flag, const std::string &arg, const std::string &help) {
     std::string left = "  --" + flag + (arg.empty() ? "" : " " + arg);
-    if (left.size() < 38) left.resize(38, ' ');
-    else left += "\n" + std::string(38, ' ');
+    if (left.size() < 38)
+      left.resize(38, ' ');
+    else
+      left += "\n" + std::string(38, ' ');
     s << left << help << "\n";
   };
   for (const auto &f : kServerFlags) line(f.flag, f.arg, f.help);
@@ -214,8 +215,8 @@ std::string usage(const std::vector<PolicySpec> &policies) {
   for (const auto &p : policies) {
     s << "  " << p.path() << "\n      " << p.summary << "\n";
     for (const auto &opt : p.options) {
-      line(opt.flag, "VALUE", opt.help + "\n" + std::string(38, ' ') + "(default \"" +
-                                  opt.default_value + "\")");
+      line(opt.flag, "VALUE",
+           opt.help + "\n" + std::string(38, ' ') + "(default \"" + opt.default_value + "\")");
     }
   }
   s << "\nAlso served: GET /healthz, GET /readyz.\n";

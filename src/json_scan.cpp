@@ -113,11 +113,21 @@ class JsonValidator {
         }
         value();
         return;
-      case '"': string(); return;
-      case 't': literal("true"); return;
-      case 'f': literal("false"); return;
-      case 'n': literal("null"); return;
-      default: number(); return;
+      case '"':
+        string();
+        return;
+      case 't':
+        literal("true");
+        return;
+      case 'f':
+        literal("false");
+        return;
+      case 'n':
+        literal("null");
+        return;
+      default:
+        number();
+        return;
     }
   }
 
@@ -170,7 +180,15 @@ class JsonValidator {
 
   void escape() {
     switch (next()) {
-      case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': return;
+      case '"':
+      case '\\':
+      case '/':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+        return;
       case 'u': {
         const unsigned u = hex4();
         if (u >= 0xDC00 && u <= 0xDFFF) fail("lone low surrogate in \\u escape");
@@ -181,7 +199,8 @@ class JsonValidator {
         }
         return;
       }
-      default: fail("invalid escape");
+      default:
+        fail("invalid escape");
     }
   }
 
@@ -291,8 +310,8 @@ size_t JsonView::skip_value(size_t pos) const {
     const size_t offset = static_cast<size_t>(raw_.data() - index_->text().data());
     return index_->container_end(offset + pos) - offset;
   }
-  while (pos < n && s[pos] != ',' && s[pos] != '}' && s[pos] != ']' && s[pos] != ' ' &&
-         s[pos] != '\n' && s[pos] != '\r' && s[pos] != '\t') {
+  while (pos < n && s[pos] != ',' && s[pos] != '}' && s[pos] != ']' && s[pos] != ' ' && s[pos] != '\n' &&
+         s[pos] != '\r' && s[pos] != '\t') {
     ++pos;
   }
   return pos;

@@ -1,7 +1,7 @@
 #include "hci_admission/logging.hpp"
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <stdexcept>
@@ -34,8 +34,8 @@ void setup_logging(LogFormat format, const std::string &level) {
   }
   g_format = format;
   // One logger for everything, to stderr, as container runtimes expect.
-  auto logger = std::make_shared<spdlog::logger>(
-      "hci-admission", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>("hci-admission", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == LogFormat::Json) {
     logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l",%v})",
                         spdlog::pattern_time_type::utc);
@@ -101,9 +101,7 @@ LogLine &LogLine::field(std::string_view key, bool value) {
   return *this;
 }
 
-void LogLine::emit(spdlog::level::level_enum level) {
-  spdlog::default_logger_raw()->log(level, "{}", text_);
-}
+void LogLine::emit(spdlog::level::level_enum level) { spdlog::default_logger_raw()->log(level, "{}", text_); }
 
 void LogLine::info() { emit(spdlog::level::info); }
 void LogLine::warn() { emit(spdlog::level::warn); }

@@ -5,10 +5,10 @@
 #include "hci_admission/tls.hpp"
 #include "registry.hpp"
 
+#include <pthread.h>
 #include <csignal>
 #include <ctime>
 #include <iostream>
-#include <pthread.h>
 #include <thread>
 
 using namespace hci_admission;

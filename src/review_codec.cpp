@@ -103,9 +103,9 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
 
 std::string base64_encode(std::string_view data) {
   std::string out(4 * ((data.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                                reinterpret_cast<const unsigned char *>(data.data()),
-                                static_cast<int>(data.size()));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                      reinterpret_cast<const unsigned char *>(data.data()), static_cast<int>(data.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
@@ -124,8 +124,7 @@ std::vector<std::string> limit_warnings(const std::vector<std::string> &warnings
       while (cut > 0 && (static_cast<unsigned char>(w[cut]) & 0xC0) == 0x80) --cut;
       w = w.substr(0, cut) + "...";
     }
-    const std::string more =
-        "(" + std::to_string(warnings.size() - i) + " more warnings not shown)";
+    const std::string more = "(" + std::to_string(warnings.size() - i) + " more warnings not shown)";
     // Keep room for the summary unless this is the last warning.
     const size_t reserve = (i + 1 < warnings.size()) ? more.size() + 16 : 0;
     if (total + w.size() + reserve > max_total) {

@@ -89,8 +89,8 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
   if (it == routes_.end()) {
     std::string known;
     for (const auto &p : paths()) known += (known.empty() ? "" : ", ") + p;
-    return error_reply(404, "no webhook at " + std::string(request.path) + " (served: " + known +
-                                ", /healthz, /readyz)");
+    return error_reply(
+        404, "no webhook at " + std::string(request.path) + " (served: " + known + ", /healthz, /readyz)");
   }
   if (request.method != "POST") {
     HttpReply r = error_reply(405, "method " + std::string(request.method) + " not allowed on " +
@@ -99,8 +99,8 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
     return r;
   }
   if (request.body_too_large) {
-    return error_reply(413, "request body exceeds the limit of " + std::to_string(max_body_bytes_) +
-                                " bytes");
+    return error_reply(413,
+                       "request body exceeds the limit of " + std::to_string(max_body_bytes_) + " bytes");
   }
   if (!is_json_media_type(request.content_type)) {
     return error_reply(415, "content type \"" + std::string(request.content_type) +
@@ -158,8 +158,7 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body) cons
 AdmissionServer::AdmissionServer(ServerConfig config, std::shared_ptr<TlsContext> tls,
                                  std::shared_ptr<const AdmissionRouter> router)
     : config_(std::move(config)), tls_(std::move(tls)), router_(std::move(router)) {
-  http_ = std::make_unique<httplib::SSLServer>(
-      [this](SSL_CTX &ctx) { return tls_->configure(ctx); });
+  http_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX &ctx) { return tls_->configure(ctx); });
   if (!http_->is_valid()) throw std::runtime_error("cannot set up TLS");
 
   const size_t max_connections = config_.max_connections;
@@ -225,12 +224,10 @@ AdmissionServer::AdmissionServer(ServerConfig config, std::shared_ptr<TlsContext
         if (req.ssl != nullptr) ::shutdown(SSL_get_fd(req.ssl), SHUT_RD);
       }
     }
-    send(router_->handle({req.method, req.path, req.get_header_value("Content-Type"), body, too_large}),
-         res);
+    send(router_->handle({req.method, req.path, req.get_header_value("Content-Type"), body, too_large}), res);
   };
   auto without_body = [this, send](const httplib::Request &req, httplib::Response &res) {
-    send(router_->handle({req.method, req.path, req.get_header_value("Content-Type"), "", false}),
-         res);
+    send(router_->handle({req.method, req.path, req.get_header_value("Content-Type"), "", false}), res);
   };
   // Routing is done by AdmissionRouter with a hash lookup; httplib only
   // dispatches by method.
@@ -248,8 +245,8 @@ void AdmissionServer::bind() {
   errno = 0;
   if (!http_->bind_to_port(config_.bind_address, config_.port)) {
     const std::string why = errno != 0 ? std::strerror(errno) : "address not available";
-    throw std::runtime_error("cannot listen on " + config_.bind_address + ":" +
-                             std::to_string(config_.port) + ": " + why);
+    throw std::runtime_error("cannot listen on " + config_.bind_address + ":" + std::to_string(config_.port) +
+                             ": " + why);
   }
   // cpp-httplib listens with a backlog of 5, which drops connections when
   // many clients connect at once; listen() again raises it.

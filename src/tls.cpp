@@ -105,15 +105,14 @@ std::shared_ptr<const ServingCertificate> ServingCertificate::load(const std::st
     throw TlsError("certificate " + cert_path + " expired at " + format_time(c->not_after_));
   }
   if (now < c->not_before_) {
-    throw TlsError("certificate " + cert_path + " is not valid before " +
-                   format_time(c->not_before_));
+    throw TlsError("certificate " + cert_path + " is not valid before " + format_time(c->not_before_));
   }
 
   char subject[256];
   X509_NAME_oneline(X509_get_subject_name(c->leaf_), subject, sizeof subject);
   c->subject_ = subject;
-  if (auto *sans = static_cast<GENERAL_NAMES *>(
-          X509_get_ext_d2i(c->leaf_, NID_subject_alt_name, nullptr, nullptr))) {
+  if (auto *sans =
+          static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(c->leaf_, NID_subject_alt_name, nullptr, nullptr))) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME *n = sk_GENERAL_NAME_value(sans, i);
       if (n->type == GEN_DNS) {
@@ -142,8 +141,7 @@ bool ServingCertificate::use_on(SSL *ssl) const {
   return SSL_use_cert_and_key(ssl, leaf_, key_, chain_, 1) == 1;
 }
 
-TlsContext::TlsContext(std::shared_ptr<const ServingCertificate> initial)
-    : current_(std::move(initial)) {}
+TlsContext::TlsContext(std::shared_ptr<const ServingCertificate> initial) : current_(std::move(initial)) {}
 
 void TlsContext::replace(std::shared_ptr<const ServingCertificate> next) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -176,8 +174,8 @@ int select_http11(SSL *, const unsigned char **out, unsigned char *outlen, const
 }  // namespace
 
 bool TlsContext::configure(SSL_CTX &ctx) {
-  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(&ctx,
+                      SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) != 1) return false;
   if (SSL_CTX_set_cipher_list(&ctx, kTls12Ciphers) != 1) return false;
   if (SSL_CTX_set_ciphersuites(&ctx, kTls13Suites) != 1) return false;

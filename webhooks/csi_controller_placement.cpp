@@ -57,8 +57,8 @@ PolicySpec CsiControllerPlacement::spec() {
        "node-role.kubernetes.io/master",
        "node labels any of which marks a control-plane node"},
   };
-  s.object_fields = {"/metadata/name",   "/metadata/generateName", "/metadata/labels",
-                     "/spec/affinity",   "/spec/tolerations"};
+  s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/labels", "/spec/affinity",
+                     "/spec/tolerations"};
   s.old_object_fields = {};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
     Settings settings{LabelSelector::parse(config.option("csi-controller-selector")),
@@ -121,8 +121,7 @@ bool CsiControllerPlacement::term_requires_control_plane(const Json &term) const
     const std::string key = string_member(e, "key", "matchExpression");
     const std::string op = string_member(e, "operator", "matchExpression");
     // In implies the label exists just as Exists does.
-    return (op == "Exists" || op == "In") &&
-           std::find(labels.begin(), labels.end(), key) != labels.end();
+    return (op == "Exists" || op == "In") && std::find(labels.begin(), labels.end(), key) != labels.end();
   });
 }
 
@@ -130,8 +129,8 @@ void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
   const std::string where = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution";
   Json &affinity = ensure_object(spec, "affinity", "spec");
   Json &node = ensure_object(affinity, "nodeAffinity", "spec.affinity");
-  Json &required = ensure_object(node, "requiredDuringSchedulingIgnoredDuringExecution",
-                                 "spec.affinity.nodeAffinity");
+  Json &required =
+      ensure_object(node, "requiredDuringSchedulingIgnoredDuringExecution", "spec.affinity.nodeAffinity");
   Json &terms = ensure_array(required, "nodeSelectorTerms", where);
   const auto &labels = settings_.control_plane_labels;
   if (terms.empty()) {
@@ -180,8 +179,8 @@ void CsiControllerPlacement::spread_replicas(Json &spec) const {
       !empty_or_absent(anti, "preferredDuringSchedulingIgnoredDuringExecution")) {
     return;
   }
-  Json &preferred = ensure_array(anti, "preferredDuringSchedulingIgnoredDuringExecution",
-                                 "spec.affinity.podAntiAffinity");
+  Json &preferred =
+      ensure_array(anti, "preferredDuringSchedulingIgnoredDuringExecution", "spec.affinity.podAntiAffinity");
   for (const auto &term : anti_affinity_["preferredDuringSchedulingIgnoredDuringExecution"]) {
     preferred.push_back(term);
   }

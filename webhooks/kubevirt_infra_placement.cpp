@@ -24,7 +24,8 @@ Decision KubeVirtInfraPlacement::review(const AdmissionRequest &request) const {
   if (request.operation != "CREATE" && request.operation != "UPDATE") return Decision::allow();
   const Json &kubevirt = request.object;
   if (!kubevirt.is_object()) {
-    return Decision::allow().warn(std::string(kName) + ": the request carries no KubeVirt object; left unchanged");
+    return Decision::allow().warn(std::string(kName) +
+                                  ": the request carries no KubeVirt object; left unchanged");
   }
 
   Decision decision = Decision::allow();

@@ -8,11 +8,16 @@ namespace {
 
 const char *type_name(Json::value_t t) {
   switch (t) {
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "a list";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::boolean: return "a boolean";
-    default: return "a number";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "a list";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::boolean:
+      return "a boolean";
+    default:
+      return "a number";
   }
 }
 
@@ -44,8 +49,7 @@ Json &ensure_array(Json &parent, const char *key, const std::string &where) {
   return ensure(parent, key, Json::value_t::array, where);
 }
 
-const Json *find_member(const Json &parent, const char *key, Json::value_t type,
-                        const std::string &where) {
+const Json *find_member(const Json &parent, const char *key, Json::value_t type, const std::string &where) {
   if (!parent.is_object()) throw ShapeError(where + " is not an object");
   auto it = parent.find(key);
   if (it == parent.end() || it->is_null()) return nullptr;
@@ -133,10 +137,9 @@ BoolAnnotation read_bool_annotation(const Json &object, const std::string &name,
   return BoolAnnotation::Invalid;
 }
 
-Decision wrong_kind(const std::string &policy, const std::string &expected,
-                    const AdmissionRequest &request) {
-  return Decision::allow().warn(policy + " expects " + expected + ", got " +
-                                request.kind.to_string() + "; left unchanged");
+Decision wrong_kind(const std::string &policy, const std::string &expected, const AdmissionRequest &request) {
+  return Decision::allow().warn(policy + " expects " + expected + ", got " + request.kind.to_string() +
+                                "; left unchanged");
 }
 
 }  // namespace hci_admission::webhooks

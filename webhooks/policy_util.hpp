@@ -25,8 +25,7 @@ Json &ensure_object(Json &parent, const char *key, const std::string &where);
 Json &ensure_array(Json &parent, const char *key, const std::string &where);
 // The member `key` if it is present and not null; ShapeError if it is not
 // of `type`.
-const Json *find_member(const Json &parent, const char *key, Json::value_t type,
-                        const std::string &where);
+const Json *find_member(const Json &parent, const char *key, Json::value_t type, const std::string &where);
 // A string member, "" when absent; ShapeError when it is not a string.
 std::string string_member(const Json &parent, const char *key, const std::string &where);
 
@@ -57,7 +56,6 @@ BoolAnnotation read_bool_annotation(const Json &object, const std::string &name,
                                     std::string *value = nullptr);
 
 // "<policy> expects <expected>; got <kind>: left unchanged" as an allow.
-Decision wrong_kind(const std::string &policy, const std::string &expected,
-                    const AdmissionRequest &request);
+Decision wrong_kind(const std::string &policy, const std::string &expected, const AdmissionRequest &request);
 
 }  // namespace hci_admission::webhooks

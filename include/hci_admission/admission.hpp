@@ -87,8 +87,7 @@ struct PolicyOption {
 // What a policy is built from: its option values (defaults filled in).
 class PolicyConfig {
  public:
-  explicit PolicyConfig(std::map<std::string, std::string> values)
-      : values_(std::move(values)) {}
+  explicit PolicyConfig(std::map<std::string, std::string> values) : values_(std::move(values)) {}
   // The value of one of the policy's own options; throws std::out_of_range
   // for an option the policy did not declare.
   const std::string &option(const std::string &flag) const { return values_.at(flag); }

@@ -25,7 +25,7 @@ struct Options {
   size_t max_body_bytes = 7u << 20;
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
-  std::vector<std::string> enabled_policies;  // empty: all
+  std::vector<std::string> enabled_policies;          // empty: all
   std::map<std::string, std::string> policy_options;  // flag -> value
 };
 

@@ -20,17 +20,13 @@ class LogLine {
  public:
   explicit LogLine(std::string_view message);
   LogLine &field(std::string_view key, std::string_view value);
-  LogLine &field(std::string_view key, const char *value) {
-    return field(key, std::string_view(value));
-  }
+  LogLine &field(std::string_view key, const char *value) { return field(key, std::string_view(value)); }
   LogLine &field(std::string_view key, const std::string &value) {
     return field(key, std::string_view(value));
   }
   LogLine &field(std::string_view key, long long value);
   LogLine &field(std::string_view key, int value) { return field(key, static_cast<long long>(value)); }
-  LogLine &field(std::string_view key, size_t value) {
-    return field(key, static_cast<long long>(value));
-  }
+  LogLine &field(std::string_view key, size_t value) { return field(key, static_cast<long long>(value)); }
   LogLine &field(std::string_view key, double value);
   LogLine &field(std::string_view key, bool value);
 

@@ -42,7 +42,7 @@ std::string base64_encode(std::string_view data);
 // Keeps warnings within what kube-apiserver passes on: no control
 // characters, each at most `max_each` bytes, all together at most
 // `max_total` bytes; what does not fit is summarised in a last warning.
-std::vector<std::string> limit_warnings(const std::vector<std::string> &warnings,
-                                        size_t max_each = 120, size_t max_total = 4096);
+std::vector<std::string> limit_warnings(const std::vector<std::string> &warnings, size_t max_each = 120,
+                                        size_t max_total = 4096);
 
 }  // namespace hci_admission

@@ -1,1 +1,73 @@
+#include "hci_admission/cli.hpp"
+#include "registry.hpp"
+
 #include <catch2/catch.hpp>
+
+using namespace hci_admission;
+
+namespace {
+Options parse(std::vector<std::string> args) { return parse_options(args, webhooks::builtin_policies()); }
+std::string error_of(std::vector<std::string> args) {
+  try {
+    parse(std::move(args));
+  } catch (const UsageError &e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST_CASE("flags parse with defaults", "[cli]") {
+  const Options o =
+      parse({"--cert-dir", "/c", "--port=8443", "--bind", "127.0.0.1", "--log-format", "json",
+             "--max-body-size", "1MiB", "--idle-timeout", "2m", "--policies", "csi-controller-placement"});
+  CHECK(o.cert_dir == "/c");
+  CHECK(o.server.port == 8443);
+  CHECK(o.server.bind_address == "127.0.0.1");
+  CHECK(o.log_format == LogFormat::Json);
+  CHECK(o.max_body_bytes == 1u << 20);
+  CHECK(o.server.idle_timeout == std::chrono::seconds(120));
+  CHECK(o.enabled_policies == std::vector<std::string>{"csi-controller-placement"});
+  CHECK(o.policy_options.at("control-plane-labels").find("node-role.kubernetes.io/master") !=
+        std::string::npos);
+  const Options d = parse({});
+  CHECK(d.server.port == 9443);
+  CHECK(d.max_body_bytes == 7u << 20);
+  CHECK(d.log_level == "info");
+}
+
+TEST_CASE("bad flags are refused with a message naming them", "[cli]") {
+  CHECK_THAT(error_of({"--nope"}), Catch::Contains("unknown flag --nope"));
+  CHECK_THAT(error_of({"--port"}), Catch::Contains("--port needs a value"));
+  CHECK_THAT(error_of({"--port", "x"}), Catch::Contains("whole number"));
+  CHECK_THAT(error_of({"--port", "70000"}), Catch::Contains("at most 65535"));
+  CHECK_THAT(error_of({"--log-format", "xml"}), Catch::Contains("text or json"));
+  CHECK_THAT(error_of({"--log-level", "loud"}), Catch::Contains("--log-level"));
+  CHECK_THAT(error_of({"--policies", "nope"}), Catch::Contains("unknown policy \"nope\""));
+  CHECK_THAT(error_of({"--max-body-size", "7XB"}), Catch::Contains("unknown size unit"));
+  CHECK_THAT(error_of({"--read-timeout", "10ms"}), Catch::Contains("at least 1s"));
+  CHECK_THAT(error_of({"stray"}), Catch::Contains("unexpected argument"));
+  CHECK_THAT(error_of({"--help=1"}), Catch::Contains("takes no value"));
+}
+
+TEST_CASE("sizes and durations", "[cli]") {
+  CHECK(parse_byte_size("1048576") == 1048576);
+  CHECK(parse_byte_size("64KiB") == 65536);
+  CHECK(parse_byte_size("7M") == 7u << 20);
+  CHECK_THROWS_AS(parse_byte_size("MiB"), std::invalid_argument);
+  CHECK_THROWS_AS(parse_byte_size("99999999999GiB"), std::invalid_argument);
+  CHECK(parse_duration("500ms") == std::chrono::milliseconds(500));
+  CHECK(parse_duration("15") == std::chrono::seconds(15));
+  CHECK(parse_duration("1h") == std::chrono::hours(1));
+  CHECK_THROWS_AS(parse_duration("1d"), std::invalid_argument);
+}
+
+TEST_CASE("help lists every flag and policy option", "[cli]") {
+  const std::string text = usage(webhooks::builtin_policies());
+  for (const char *flag :
+       {"--cert-dir", "--port", "--bind", "--log-format", "--log-level", "--help", "--version",
+        "--max-body-size", "--policies", "--csi-controller-selector", "--control-plane-labels",
+        "/mutate/csi-controller-placement", "/mutate/kubevirt-infra-placement"}) {
+    CHECK_THAT(text, Catch::Contains(flag));
+  }
+}

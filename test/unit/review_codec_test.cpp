@@ -1,1 +1,145 @@
+#include "hci_admission/review_codec.hpp"
+#include "hci_admission/json_scan.hpp"
+
 #include <catch2/catch.hpp>
+
+using namespace hci_admission;
+
+namespace {
+std::string review(const std::string &api_version, const Json &request) {
+  return Json{{"apiVersion", api_version}, {"kind", "AdmissionReview"}, {"request", request}}.dump();
+}
+const Json kRequest = {
+    {"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},
+    {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+    {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+    {"subResource", "status"},
+    {"name", "p"},
+    {"namespace", "kube-system"},
+    {"operation", "CREATE"},
+    {"userInfo", {{"username", "alice"}, {"groups", {"a"}}}},
+    {"object", {{"metadata", {{"name", "p"}, {"labels", {{"a", "b"}}}}}, {"spec", {{"x", 1}}}}},
+    {"oldObject", nullptr},
+    {"dryRun", true},
+    {"options", nullptr}};
+}  // namespace
+
+TEST_CASE("decodes v1 and v1beta1 reviews", "[codec]") {
+  for (const std::string version : {"admission.k8s.io/v1", "admission.k8s.io/v1beta1"}) {
+    const DecodedReview d = decode_review(review(version, kRequest));
+    CHECK(d.api_version == version);
+    const AdmissionRequest &r = d.request;
+    CHECK(r.uid == "705ab4f5-6393-11e8-b7cc-42010a800002");
+    CHECK(r.kind.group.empty());
+    CHECK(r.kind.version == "v1");
+    CHECK(r.kind.kind == "Pod");
+    CHECK(r.resource.resource == "pods");
+    CHECK(r.sub_resource == "status");
+    CHECK(r.name == "p");
+    CHECK(r.namespace_name == "kube-system");
+    CHECK(r.operation == "CREATE");
+    CHECK(r.username == "alice");
+    CHECK(r.dry_run);
+    CHECK(r.object == kRequest["object"]);
+    CHECK(r.old_object.is_null());
+  }
+}
+
+TEST_CASE("a field mask parses only the parts asked for", "[codec]") {
+  ObjectFields fields{FieldMask::of({"/metadata/labels", "/spec/missing"}), FieldMask::nothing()};
+  Json req = kRequest;
+  req["oldObject"] = {{"spec", 1}};
+  const DecodedReview d = decode_review(review("admission.k8s.io/v1", req), fields);
+  CHECK(d.request.object == Json{{"metadata", {{"labels", {{"a", "b"}}}}}, {"spec", Json::object()}});
+  CHECK(d.request.old_object.is_null());
+}
+
+TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
+  auto error_of = [](const std::string &body) {
+    try {
+      decode_review(body);
+    } catch (const ReviewError &e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error_of("{\"apiVersion\": "), Catch::Contains("not valid JSON"));
+  CHECK_THAT(error_of(""), Catch::Contains("not valid JSON"));
+  CHECK_THAT(error_of("[]"), Catch::Contains("not a JSON object"));
+  CHECK_THAT(error_of(review("admission.k8s.io/v2", kRequest)), Catch::Contains("unsupported apiVersion"));
+  CHECK_THAT(error_of(R"({"apiVersion":"admission.k8s.io/v1","kind":"Review","request":{"uid":"u"}})"),
+             Catch::Contains("want AdmissionReview"));
+  CHECK_THAT(error_of(R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"})"),
+             Catch::Contains("no request"));
+  CHECK_THAT(error_of(R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null})"),
+             Catch::Contains("no request"));
+  CHECK_THAT(error_of(R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":"x"})"),
+             Catch::Contains("request must be an object"));
+  Json no_uid = kRequest;
+  no_uid.erase("uid");
+  CHECK_THAT(error_of(review("admission.k8s.io/v1", no_uid)), Catch::Contains("uid is missing"));
+  Json bad_uid = kRequest;
+  bad_uid["uid"] = 7;
+  CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_uid)), Catch::Contains("uid must be a string"));
+  Json bad_kind = kRequest;
+  bad_kind["kind"] = "Pod";
+  CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_kind)),
+             Catch::Contains("request.kind must be an object"));
+  Json bad_dry = kRequest;
+  bad_dry["dryRun"] = "yes";
+  CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_dry)), Catch::Contains("dryRun must be a boolean"));
+}
+
+TEST_CASE("encodes allow, patch, warnings and denial", "[codec]") {
+  Decision allow = Decision::allow();
+  Json out = Json::parse(encode_review("admission.k8s.io/v1beta1", "u1", allow));
+  CHECK(out == Json::parse(R"({"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview",
+                               "response":{"uid":"u1","allowed":true}})"));
+
+  Decision patched = Decision::allow();
+  patched.patch.add("/spec/infra", {{"nodePlacement", Json::object()}});
+  patched.warn("careful \"quoted\"");
+  out = Json::parse(encode_review("admission.k8s.io/v1", "u2", patched));
+  CHECK(out["response"]["patchType"] == "JSONPatch");
+  CHECK(out["response"]["warnings"] == Json{"careful \"quoted\""});
+  const std::string patch = out["response"]["patch"];
+  CHECK(patch == base64_encode(R"([{"op":"add","path":"/spec/infra","value":{"nodePlacement":{}}}])"));
+
+  Decision denied = Decision::deny(422, "Invalid", "no, because");
+  denied.causes.push_back({"FieldValueInvalid", "no, because", ""});
+  denied.patch.add("/x", 1);  // a denial never carries a patch
+  out = Json::parse(encode_review("admission.k8s.io/v1", "u3", denied));
+  CHECK(out["response"]["allowed"] == false);
+  CHECK(out["response"]["status"]["code"] == 422);
+  CHECK(out["response"]["status"]["reason"] == "Invalid");
+  CHECK(out["response"]["status"]["message"] == "no, because");
+  CHECK(out["response"]["status"]["details"]["causes"][0]["reason"] == "FieldValueInvalid");
+  CHECK_FALSE(out["response"].contains("patch"));
+  CHECK_FALSE(out["response"].contains("patchType"));
+}
+
+TEST_CASE("base64 matches RFC 4648 vectors", "[codec]") {
+  CHECK(base64_encode("") == "");
+  CHECK(base64_encode("f") == "Zg==");
+  CHECK(base64_encode("fo") == "Zm8=");
+  CHECK(base64_encode("foo") == "Zm9v");
+  CHECK(base64_encode("foobar") == "Zm9vYmFy");
+}
+
+TEST_CASE("warnings stay within the API server's limits", "[codec]") {
+  CHECK(limit_warnings({"a\nb\tc"}) == std::vector<std::string>{"a b c"});
+  const auto cut = limit_warnings({std::string(200, 'x')});
+  REQUIRE(cut.size() == 1);
+  CHECK(cut[0].size() == 120);
+  CHECK(cut[0].substr(117) == "...");
+  // A multi-byte character is not split.
+  const auto utf8 = limit_warnings({std::string(116, 'x') + "ééé"});
+  CHECK(Json(utf8[0]).dump().find("\\u") == std::string::npos);
+  CHECK(utf8[0] == std::string(116, 'x') + "...");
+  std::vector<std::string> many(100, std::string(100, 'w'));
+  const auto limited = limit_warnings(many);
+  size_t total = 0;
+  for (const auto &w : limited) total += w.size();
+  CHECK(total <= 4096);
+  CHECK_THAT(limited.back(), Catch::Contains("more warnings not shown"));
+}

@@ -1,1 +1,118 @@
+#include "hci_admission/logging.hpp"
+#include "hci_admission/server.hpp"
+
 #include <catch2/catch.hpp>
+
+using namespace hci_admission;
+
+namespace {
+
+// A policy that records what it saw and answers as told.
+class FakePolicy : public Policy {
+ public:
+  explicit FakePolicy(Decision answer, bool throws = false) : answer_(std::move(answer)), throws_(throws) {}
+  Decision review(const AdmissionRequest &request) const override {
+    seen = request;
+    if (throws_) throw std::runtime_error("boom");
+    return answer_;
+  }
+  mutable AdmissionRequest seen;
+
+ private:
+  Decision answer_;
+  bool throws_;
+};
+
+PolicySpec spec(const std::string &name, PolicyType type) {
+  PolicySpec s;
+  s.name = name;
+  s.type = type;
+  return s;
+}
+
+const std::string kReview =
+    R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","operation":"CREATE","object":{"a":1}}})";
+
+HttpReply call(const AdmissionRouter &r, std::string_view method, std::string_view path,
+               std::string_view body = kReview, std::string_view type = "application/json",
+               bool too_large = false) {
+  return r.handle({method, path, type, body, too_large});
+}
+
+}  // namespace
+
+TEST_CASE("router answers health, readiness and errors with the right codes", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router(1024);
+  Decision patched = Decision::allow();
+  patched.patch.add("/b", 2);
+  router.add(spec("m", PolicyType::Mutating), std::make_unique<FakePolicy>(patched));
+  std::string not_ready = "warming up";
+  router.set_readiness([&] { return not_ready; });
+
+  CHECK(call(router, "GET", "/healthz").status == 200);
+  CHECK(call(router, "HEAD", "/healthz").status == 200);
+  HttpReply r = call(router, "GET", "/readyz");
+  CHECK(r.status == 503);
+  CHECK_THAT(r.body, Catch::Contains("warming up"));
+  not_ready.clear();
+  CHECK(call(router, "GET", "/readyz").status == 200);
+
+  r = call(router, "POST", "/healthz");
+  CHECK(r.status == 405);
+  CHECK(r.allow == "GET, HEAD");
+  r = call(router, "GET", "/mutate/m");
+  CHECK(r.status == 405);
+  CHECK(r.allow == "POST");
+  r = call(router, "POST", "/mutate/other");
+  CHECK(r.status == 404);
+  CHECK_THAT(r.body, Catch::Contains("/mutate/m"));
+  r = call(router, "POST", "/mutate/m", kReview, "text/plain");
+  CHECK(r.status == 415);
+  CHECK(call(router, "POST", "/mutate/m", kReview, "").status == 415);
+  CHECK(call(router, "POST", "/mutate/m", kReview, "Application/JSON; charset=utf-8").status == 200);
+  CHECK(call(router, "POST", "/mutate/m", kReview, "application/jsonx").status == 415);
+  r = call(router, "POST", "/mutate/m", "", "application/json", true);
+  CHECK(r.status == 413);
+  CHECK_THAT(r.body, Catch::Contains("1024"));
+  r = call(router, "POST", "/mutate/m", "{nope");
+  CHECK(r.status == 400);
+  CHECK(nlohmann::json::parse(r.body)["code"] == 400);
+}
+
+TEST_CASE("router passes the decoded request and encodes the decision", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router(1 << 20);
+  Decision patched = Decision::allow();
+  patched.patch.add("/b", 2);
+  auto policy = std::make_unique<FakePolicy>(patched);
+  FakePolicy *seen = policy.get();
+  router.add(spec("m", PolicyType::Mutating), std::move(policy));
+  const HttpReply r = call(router, "POST", "/mutate/m");
+  REQUIRE(r.status == 200);
+  CHECK(seen->seen.uid == "u1");
+  CHECK(seen->seen.object == nlohmann::json{{"a", 1}});
+  const auto out = nlohmann::json::parse(r.body);
+  CHECK(out["response"]["uid"] == "u1");
+  CHECK(out["response"]["patchType"] == "JSONPatch");
+}
+
+TEST_CASE("a validating policy never returns a patch", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router(1 << 20);
+  Decision patched = Decision::allow();
+  patched.patch.add("/b", 2);
+  router.add(spec("v", PolicyType::Validating), std::make_unique<FakePolicy>(patched));
+  const HttpReply r = call(router, "POST", "/validate/v");
+  REQUIRE(r.status == 200);
+  CHECK_FALSE(nlohmann::json::parse(r.body)["response"].contains("patch"));
+}
+
+TEST_CASE("a policy that throws gives a 500, not a crash or an allow", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router(1 << 20);
+  router.add(spec("m", PolicyType::Mutating), std::make_unique<FakePolicy>(Decision::allow(), true));
+  const HttpReply r = call(router, "POST", "/mutate/m");
+  CHECK(r.status == 500);
+  CHECK_THAT(r.body, Catch::Contains("boom"));
+}

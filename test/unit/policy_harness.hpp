@@ -1,0 +1,43 @@
+// Runs a policy the way the server does: the object goes through an
+// AdmissionReview and the policy's field mask, so a policy that reads a
+// field it did not declare fails these tests.
+#pragma once
+
+#include "hci_admission/review_codec.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace test_support {
+
+using hci_admission::Json;
+
+struct Outcome {
+  hci_admission::Decision decision;
+  Json patched;  // the object with the patch applied (nlohmann's own patch())
+};
+
+inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admission::Policy &policy,
+                          const Json &object, const Json &kind, const std::string &operation = "CREATE") {
+  const Json review = {{"apiVersion", "admission.k8s.io/v1"},
+                       {"kind", "AdmissionReview"},
+                       {"request",
+                        {{"uid", "u"},
+                         {"kind", kind},
+                         {"operation", operation},
+                         {"namespace", "ns"},
+                         {"object", object},
+                         {"oldObject", nullptr},
+                         {"dryRun", false}}}};
+  const std::string body = review.dump();
+  hci_admission::ObjectFields fields{hci_admission::FieldMask::of(spec.object_fields),
+                                     hci_admission::FieldMask::of(spec.old_object_fields)};
+  const auto decoded = hci_admission::decode_review(body, fields);
+  Outcome out{policy.review(decoded.request), object};
+  if (!out.decision.patch.empty()) {
+    INFO("patch: " << out.decision.patch.dump());
+    out.patched = object.patch(Json::parse(out.decision.patch.dump()));
+  }
+  return out;
+}
+
+}  // namespace test_support
