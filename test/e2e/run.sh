@@ -167,6 +167,15 @@ expect_status "server still serving after bad input" 200 "$(post $csi "$work/goo
 check "one log line per admission decision, with uid and outcome" \
   grep -q 'admission uid=u-1 policy=csi-controller-placement kind=Pod object=kube-system/harvester-csi-driver-controllers-6d9f7c8b5d- operation=CREATE decision=patched patch_ops=3' "$work/server.log"
 
+# --- the README's curl examples, run as written (CA path and port swapped in)
+awk '/^## Try it with curl/{f=1} f && /^```sh/{g=1; next} g && /^```/{exit} g' "$src/README.md" |
+  sed -e "s|certs/dev/ca.crt|$ca|g" -e "s|localhost:9443|localhost:$port|g" >"$work/readme.sh"
+check "README has curl examples" grep -q "curl --cacert" "$work/readme.sh"
+(cd "$src" && bash -euo pipefail "$work/readme.sh") >"$work/readme.out" 2>&1
+check "README curl examples run as written" test $? = 0
+check "README examples show the patches" \
+  bash -c "grep -q '/spec/affinity' '$work/readme.out' && grep -q '/spec/infra' '$work/readme.out' && grep -q 'not valid JSON' '$work/readme.out'"
+
 # --- JSON logs and --policies
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 start_server "$work/json.log" --log-format json --policies kubevirt-infra-placement
