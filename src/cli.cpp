@@ -21,10 +21,12 @@ const FlagHelp kServerFlags[] = {
     {"bind", "ADDR", "address to listen on (default 0.0.0.0; :: for IPv6)"},
     {"policies", "LIST", "comma-separated policies to serve (default: all)"},
     {"max-body-size", "SIZE", "largest request body, e.g. 7MiB (default 7MiB); larger gets 413"},
-    {"max-connections", "N", "connections served at once (default 512)"},
+    {"max-header-size", "SIZE", "largest request header section (default 16KiB); larger gets 431"},
+    {"max-connections", "N", "open connections at most; more are refused (default 1024)"},
+    {"threads", "N", "event-loop threads (default: one per core)"},
     {"max-requests-per-connection", "N", "requests before a connection is closed (default 1000)"},
     {"idle-timeout", "DURATION", "close a keep-alive connection idle this long (default 120s)"},
-    {"read-timeout", "DURATION", "give up on a client that stalls mid-request (default 10s)"},
+    {"read-timeout", "DURATION", "time a client has to send a whole request (default 10s)"},
     {"write-timeout", "DURATION", "give up on a client that stops reading (default 10s)"},
     {"log-format", "text|json", "log line format (default text)"},
     {"log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)"},
@@ -54,14 +56,25 @@ std::vector<std::string> split_list(const std::string &text) {
   return out;
 }
 
-std::chrono::seconds whole_seconds(const std::string &flag, const std::string &text) {
+std::chrono::milliseconds at_least_a_second(const std::string &flag, const std::string &text) {
   try {
     auto ms = parse_duration(text);
     if (ms.count() < 1000) throw UsageError("--" + flag + " must be at least 1s, got " + text);
-    return std::chrono::duration_cast<std::chrono::seconds>(ms);
+    return ms;
   } catch (const std::invalid_argument &e) {
     throw UsageError("--" + flag + ": " + e.what());
   }
+}
+
+size_t byte_size(const std::string &flag, const std::string &text) {
+  size_t n = 0;
+  try {
+    n = parse_byte_size(text);
+  } catch (const std::invalid_argument &e) {
+    throw UsageError("--" + flag + ": " + e.what());
+  }
+  if (n == 0) throw UsageError("--" + flag + " must be more than 0");
+  return n;
 }
 
 }  // namespace
@@ -156,14 +169,13 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
         }
       }
     } else if (flag == "max-body-size") {
-      try {
-        o.max_body_bytes = parse_byte_size(value);
-      } catch (const std::invalid_argument &e) {
-        throw UsageError("--max-body-size: " + std::string(e.what()));
-      }
-      if (o.max_body_bytes == 0) throw UsageError("--max-body-size must be more than 0");
+      o.server.limits.max_body_bytes = byte_size(flag, value);
+    } else if (flag == "max-header-size") {
+      o.server.limits.max_header_bytes = byte_size(flag, value);
+    } else if (flag == "threads") {
+      o.server.threads = parse_unsigned(flag, value, 256);
     } else if (flag == "max-connections") {
-      o.server.max_connections = parse_unsigned(flag, value, 100000);
+      o.server.max_connections = parse_unsigned(flag, value, 1000000);
       if (o.server.max_connections == 0) throw UsageError("--max-connections must be at least 1");
     } else if (flag == "max-requests-per-connection") {
       o.server.max_requests_per_connection = parse_unsigned(flag, value, 1ull << 40);
@@ -171,11 +183,11 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
         throw UsageError("--max-requests-per-connection must be at least 1");
       }
     } else if (flag == "idle-timeout") {
-      o.server.idle_timeout = whole_seconds(flag, value);
+      o.server.idle_timeout = at_least_a_second(flag, value);
     } else if (flag == "read-timeout") {
-      o.server.read_timeout = whole_seconds(flag, value);
+      o.server.read_timeout = at_least_a_second(flag, value);
     } else if (flag == "write-timeout") {
-      o.server.write_timeout = whole_seconds(flag, value);
+      o.server.write_timeout = at_least_a_second(flag, value);
     } else if (flag == "log-format") {
       if (value == "text") {
         o.log_format = LogFormat::Text;

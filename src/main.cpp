@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
   if (options.cert_dir.empty()) return fail(2, "--cert-dir is required (see --help)");
   setup_logging(options.log_format, options.log_level);
 
-  auto router = std::make_shared<AdmissionRouter>(options.max_body_bytes);
+  auto router = std::make_shared<AdmissionRouter>();
   std::vector<std::string> served;
   for (const auto &spec : specs) {
     if (!options.enabled_policies.empty() &&
@@ -91,14 +91,16 @@ int main(int argc, char **argv) {
   }
   auto tls = std::make_shared<TlsContext>(cert);
 
-  std::unique_ptr<AdmissionServer> server;
+  std::unique_ptr<HttpsServer> server;
   try {
-    server = std::make_unique<AdmissionServer>(options.server, tls, router);
+    server = std::make_unique<HttpsServer>(
+        options.server, tls, [router](const HttpRequestView &r) { return router->handle(r); },
+        [router](std::string_view path) { return router->may_block(path); });
     server->bind();
   } catch (const std::exception &e) {
     return fail(1, e.what());
   }
-  AdmissionServer *srv = server.get();
+  HttpsServer *srv = server.get();
   router->set_readiness([srv, tls]() -> std::string {
     if (!srv->listening()) return "not listening";
     auto c = tls->current();

@@ -2,24 +2,18 @@
 
 #include "hci_admission/logging.hpp"
 #include "hci_admission/review_codec.hpp"
-#include "hci_admission/worker_pool.hpp"
-
-#include <httplib.h>
-
-#include <sys/socket.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <stdexcept>
 
 namespace hci_admission {
 namespace {
 
 HttpReply error_reply(int status, const std::string &message) {
-  Json body = {{"error", message}, {"code", status}};
-  return {status, "application/json", body.dump(-1, ' ', false, Json::error_handler_t::replace), ""};
+  std::string body = "{\"error\":";
+  append_json_string(body, message);
+  body += ",\"code\":" + std::to_string(status) + "}";
+  return {status, "application/json", std::move(body), ""};
 }
 
 HttpReply text_reply(int status, std::string text) {
@@ -60,7 +54,12 @@ const char *outcome(const Decision &d) {
 
 void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy) {
   ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
-  routes_[spec.path()] = Route{spec.name, spec.type, std::move(policy), std::move(fields)};
+  routes_[spec.path()] = Route{spec.name, spec.type, std::move(policy), std::move(fields), spec.may_block};
+}
+
+bool AdmissionRouter::may_block(std::string_view path) const {
+  auto it = routes_.find(std::string(path));
+  return it != routes_.end() && it->second.may_block;
 }
 
 std::vector<std::string> AdmissionRouter::paths() const {
@@ -97,10 +96,6 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
                                        std::string(request.path) + "; use POST");
     r.allow = "POST";
     return r;
-  }
-  if (request.body_too_large) {
-    return error_reply(413,
-                       "request body exceeds the limit of " + std::to_string(max_body_bytes_) + " bytes");
   }
   if (!is_json_media_type(request.content_type)) {
     return error_reply(415, "content type \"" + std::string(request.content_type) +
@@ -153,124 +148,6 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body) cons
   if (!decision.allowed) line.field("reason", decision.message);
   line.info();
   return reply;
-}
-
-AdmissionServer::AdmissionServer(ServerConfig config, std::shared_ptr<TlsContext> tls,
-                                 std::shared_ptr<const AdmissionRouter> router)
-    : config_(std::move(config)), tls_(std::move(tls)), router_(std::move(router)) {
-  http_ = std::make_unique<httplib::SSLServer>([this](SSL_CTX &ctx) { return tls_->configure(ctx); });
-  if (!http_->is_valid()) throw std::runtime_error("cannot set up TLS");
-
-  const size_t max_connections = config_.max_connections;
-  http_->new_task_queue = [max_connections] {
-    return new WorkerPool(max_connections, std::chrono::seconds(30));
-  };
-  // Measured: without these, the packaged cpp-httplib closes every
-  // connection after 5 requests and Nagle delays each response by ~40 ms.
-  http_->set_tcp_nodelay(true);
-  http_->set_keep_alive_max_count(std::max<size_t>(1, config_.max_requests_per_connection));
-  http_->set_keep_alive_timeout(config_.idle_timeout.count());
-  http_->set_read_timeout(config_.read_timeout.count(), 0);
-  http_->set_write_timeout(config_.write_timeout.count(), 0);
-  http_->set_payload_max_length(router_->max_body_bytes());
-  http_->set_socket_options([this](int fd) {
-    // SO_REUSEADDR but not SO_REUSEPORT: a second server on the same port
-    // must fail to start instead of silently sharing it.
-    int yes = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    listen_fd_ = fd;
-  });
-
-  auto send = [](const HttpReply &reply, httplib::Response &res) {
-    res.status = reply.status;
-    if (!reply.allow.empty()) res.set_header("Allow", reply.allow);
-    res.set_content(reply.body, reply.content_type.c_str());
-  };
-
-  auto with_body = [this, send](const httplib::Request &req, httplib::Response &res,
-                                const httplib::ContentReader &reader) {
-    const size_t limit = router_->max_body_bytes();
-    // Reused by the connection's thread: a fresh multi-kilobyte buffer per
-    // request was a measurable share of malloc time.
-    thread_local std::string body;
-    body.clear();
-    if (body.capacity() > (256u << 10)) body.shrink_to_fit();
-    bool too_large = false;
-    // A request with neither Content-Length nor chunked encoding has no body
-    // (RFC 9112 6.3); reading it until EOF would hang the connection.
-    if (req.has_header("Content-Length") ||
-        req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
-      if (req.has_header("Content-Length")) {
-        body.reserve(std::min<uint64_t>(limit, req.get_header_value<uint64_t>("Content-Length")));
-      }
-      const bool read = reader([&](const char *data, size_t n) {
-        if (body.size() + n > limit) {
-          too_large = true;
-          return false;
-        }
-        body.append(data, n);
-        return true;
-      });
-      if (!read && res.status == 413) too_large = true;
-      if (!read && !too_large) {
-        send(error_reply(400, "could not read the request body"), res);
-        res.set_header("Connection", "close");
-        return;
-      }
-      if (too_large && res.status != 413) {
-        // The rest of a chunked body is still on the wire: close after
-        // answering instead of reading it as the next request.
-        res.set_header("Connection", "close");
-        if (req.ssl != nullptr) ::shutdown(SSL_get_fd(req.ssl), SHUT_RD);
-      }
-    }
-    send(router_->handle({req.method, req.path, req.get_header_value("Content-Type"), body, too_large}), res);
-  };
-  auto without_body = [this, send](const httplib::Request &req, httplib::Response &res) {
-    send(router_->handle({req.method, req.path, req.get_header_value("Content-Type"), "", false}), res);
-  };
-  // Routing is done by AdmissionRouter with a hash lookup; httplib only
-  // dispatches by method.
-  http_->Post(".*", with_body);
-  http_->Put(".*", with_body);
-  http_->Patch(".*", with_body);
-  http_->Delete(".*", with_body);
-  http_->Get(".*", without_body);
-  http_->Options(".*", without_body);
-}
-
-AdmissionServer::~AdmissionServer() { stop(); }
-
-void AdmissionServer::bind() {
-  errno = 0;
-  if (!http_->bind_to_port(config_.bind_address, config_.port)) {
-    const std::string why = errno != 0 ? std::strerror(errno) : "address not available";
-    throw std::runtime_error("cannot listen on " + config_.bind_address + ":" + std::to_string(config_.port) +
-                             ": " + why);
-  }
-  // cpp-httplib listens with a backlog of 5, which drops connections when
-  // many clients connect at once; listen() again raises it.
-  if (listen_fd_ >= 0) ::listen(listen_fd_, SOMAXCONN);
-  bound_port_ = config_.port;
-  if (bound_port_ == 0 && listen_fd_ >= 0) {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    if (getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
-      if (addr.ss_family == AF_INET) bound_port_ = ntohs(reinterpret_cast<sockaddr_in *>(&addr)->sin_port);
-      if (addr.ss_family == AF_INET6) bound_port_ = ntohs(reinterpret_cast<sockaddr_in6 *>(&addr)->sin6_port);
-    }
-  }
-  listening_ = true;
-}
-
-void AdmissionServer::serve() {
-  http_->listen_after_bind();
-  listening_ = false;
-}
-
-void AdmissionServer::stop() {
-  listening_ = false;
-  if (http_ && http_->is_running()) http_->stop();
 }
 
 }  // namespace hci_admission

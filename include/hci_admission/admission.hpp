@@ -110,6 +110,9 @@ struct PolicySpec {
   // {""} is the whole object, {} none at all (left null).
   std::vector<std::string> object_fields{""};
   std::vector<std::string> old_object_fields{""};
+  // True for a policy that may block (it reads the cluster): it then runs
+  // on a worker thread instead of the connection's event loop.
+  bool may_block = false;
 
   std::string path() const;
 };

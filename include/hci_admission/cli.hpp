@@ -21,8 +21,7 @@ struct Options {
   bool help = false;
   bool version = false;
   std::string cert_dir;
-  ServerConfig server;
-  size_t max_body_bytes = 7u << 20;
+  HttpsServerConfig server;
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
   std::vector<std::string> enabled_policies;          // empty: all

@@ -1,9 +1,7 @@
-// Worker threads for connections: grows with demand up to a maximum and
-// lets idle threads go, so an idle server stays small and a busy one is not
-// capped at a few threads (each keep-alive connection holds its thread).
+// Worker threads for work that may block (a policy that reads the cluster):
+// grows with demand up to a maximum and lets idle threads go, so an idle
+// server stays small.
 #pragma once
-
-#include <httplib.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -13,13 +11,16 @@
 
 namespace hci_admission {
 
-class WorkerPool : public httplib::TaskQueue {
+class WorkerPool {
  public:
   WorkerPool(size_t max_threads, std::chrono::milliseconds idle_ttl);
-  ~WorkerPool() override;
+  ~WorkerPool();
+  WorkerPool(const WorkerPool &) = delete;
+  WorkerPool &operator=(const WorkerPool &) = delete;
 
-  void enqueue(std::function<void()> job) override;
-  void shutdown() override;
+  void enqueue(std::function<void()> job);
+  // Runs what is queued, then waits for every thread to finish.
+  void shutdown();
 
   size_t threads() const;
   size_t queued() const;

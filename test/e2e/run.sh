@@ -162,6 +162,14 @@ expect_status "POST without a body answers at once" 400 "$status" "not valid JSO
 curl -sS -m 5 -o /dev/null "http://localhost:$port/healthz" 2>/dev/null
 exec 3<>"/dev/tcp/127.0.0.1/$port" && printf '\x16\x03\x01\x00\xff' >&3 && exec 3>&-
 
+raw="$src/test/e2e/raw_client.py"
+check "plain HTTP on the TLS port gets a plain 400" "$py" "$raw" plain "$port"
+check "pipelined requests are answered in order" "$py" "$raw" pipeline "$port" "$ca" "$work/good.json" $csi
+status=$(curl -sS --cacert "$ca" -o "$work/out" -w '%{http_code}' -H 'Expect: 100-continue' \
+  -H 'Content-Type: application/json' --data-binary "@$work/good.json" "$(url $csi)")
+expect_status "Expect: 100-continue" 200 "$status" '"allowed":true'
+check "HEAD /healthz has no body" \
+  test "$(curl -sS --cacert "$ca" -I "$(url /healthz)" | head -1 | tr -d '\r')" = "HTTP/1.1 200 OK"
 check "server still alive after bad input" kill -0 "$server_pid"
 expect_status "server still serving after bad input" 200 "$(post $csi "$work/good.json")" '"allowed":true'
 check "one log line per admission decision, with uid and outcome" \
@@ -186,6 +194,15 @@ check "JSON log lines are JSON with the decision fields" \
   bash -c "grep '\"msg\":\"admission\"' '$work/json.log' | jq -e 'select(.uid == \"u-1\" and .decision == \"patched\" and .policy == \"kubevirt-infra-placement\")' >/dev/null"
 kill -TERM "$server_pid"; wait "$server_pid"; rc=$?; server_pid=""
 check "SIGTERM stops the server with exit code 0" test "$rc" = 0
+
+# --- slow and greedy clients: a request must arrive within --read-timeout,
+# and connections past --max-connections are refused while others are served
+start_server "$work/limits.log" --read-timeout 1s --max-connections 4
+check "a client that never finishes its request is cut off" "$py" "$raw" slow "$port" "$ca" 1
+"$py" "$raw" hold "$port" "$ca" 8 >"$work/hold.out"
+check "--max-connections caps open connections" grep -q "kept 4 of 8" "$work/hold.out"
+expect_status "served again once connections close" 200 "$(post $csi "$work/good.json")"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 
 # --- start-up errors: one line naming the problem, non-zero exit, nothing listening
 startup_error() { # startup_error WHAT PATTERN ARGS...

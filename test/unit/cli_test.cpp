@@ -25,14 +25,16 @@ TEST_CASE("flags parse with defaults", "[cli]") {
   CHECK(o.server.port == 8443);
   CHECK(o.server.bind_address == "127.0.0.1");
   CHECK(o.log_format == LogFormat::Json);
-  CHECK(o.max_body_bytes == 1u << 20);
-  CHECK(o.server.idle_timeout == std::chrono::seconds(120));
+  CHECK(o.server.limits.max_body_bytes == 1u << 20);
+  CHECK(o.server.idle_timeout == std::chrono::minutes(2));
   CHECK(o.enabled_policies == std::vector<std::string>{"csi-controller-placement"});
   CHECK(o.policy_options.at("control-plane-labels").find("node-role.kubernetes.io/master") !=
         std::string::npos);
   const Options d = parse({});
   CHECK(d.server.port == 9443);
-  CHECK(d.max_body_bytes == 7u << 20);
+  CHECK(d.server.limits.max_body_bytes == 7u << 20);
+  CHECK(d.server.limits.max_header_bytes == 16u << 10);
+  CHECK(d.server.threads == 0);
   CHECK(d.log_level == "info");
 }
 

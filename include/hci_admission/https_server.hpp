@@ -1,0 +1,125 @@
+// A small HTTPS/1.1 server: a few epoll loops over non-blocking OpenSSL.
+//
+// Why not cpp-httplib's server: it holds one blocked thread per keep-alive
+// connection and polls between requests. Measured on the 2-core benchmark
+// machine, it answers a 6 KB POST that does nothing at most 15.4k times a
+// second with a 3.3 ms p99 at 16 connections, more than the whole budget
+// of a webhook in kube-apiserver's request path. Here a connection is a
+// state machine on one loop thread, and a request is handled where it is
+// read, except on paths whose handler may block (those go to workers).
+#pragma once
+
+#include "hci_admission/tls.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hci_admission {
+
+struct HttpReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string allow;  // the Allow header of a 405
+};
+
+// What a handler sees of a request; views into the connection's buffer.
+struct HttpRequestView {
+  std::string_view method;
+  std::string_view path;  // without the query string
+  std::string_view content_type;
+  std::string_view body;
+};
+
+struct HttpLimits {
+  size_t max_header_bytes = 16u << 10;
+  size_t max_body_bytes = 7u << 20;
+};
+
+// The outcome of parsing the start of a connection's input as one request.
+struct HttpParse {
+  enum class Status { Incomplete, Complete, Invalid };
+  Status status = Status::Incomplete;
+  int error_status = 0;  // Invalid: 400, 411, 413, 431, 501 or 505
+  std::string error;
+
+  bool headers_complete = false;
+  std::string_view method;
+  std::string_view path;
+  std::string_view content_type;
+  bool keep_alive = true;
+  bool expect_continue = false;
+  bool chunked = false;
+  std::string_view body_in_input;  // Content-Length bodies stay where they are
+  std::string chunked_body;        // chunked bodies are put together here
+  size_t consumed = 0;             // Complete: bytes of input this request took
+
+  std::string_view body() const { return chunked ? std::string_view(chunked_body) : body_in_input; }
+};
+
+// Parses one HTTP/1.1 request from the start of `input` (strictly: one
+// Content-Length or chunked encoding, never both; no obsolete line folding).
+HttpParse parse_http_request(std::string_view input, const HttpLimits &limits);
+
+// The bytes of one response.
+std::string serialize_http_reply(const HttpReply &reply, bool head, bool close);
+
+struct HttpsServerConfig {
+  std::string bind_address = "0.0.0.0";
+  int port = 9443;
+  size_t threads = 0;  // event loops; 0: one per core
+  size_t max_connections = 1024;
+  size_t max_requests_per_connection = 1000;
+  HttpLimits limits;
+  std::chrono::milliseconds idle_timeout{120000};
+  std::chrono::milliseconds read_timeout{10000};  // for a whole request, first byte to last
+  std::chrono::milliseconds write_timeout{10000};
+  size_t max_blocking_workers = 64;
+};
+
+class HttpsServer {
+ public:
+  using Handler = std::function<HttpReply(const HttpRequestView &)>;
+  // True for a path whose handler may block (it then runs on a worker).
+  using Blocking = std::function<bool(std::string_view path)>;
+
+  HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> tls, Handler handler,
+              Blocking blocking = nullptr);
+  ~HttpsServer();
+  HttpsServer(const HttpsServer &) = delete;
+  HttpsServer &operator=(const HttpsServer &) = delete;
+
+  // Binds and listens; throws std::runtime_error naming the address and why.
+  void bind();
+  // Serves until stop(), then answers what is in flight and returns.
+  void serve();
+  // Stops accepting; idle connections close, busy ones after their answer.
+  void stop();
+  bool listening() const { return listening_; }
+  int port() const { return port_; }
+  size_t open_connections() const { return connections_; }
+
+ private:
+  class Loop;
+  friend class Loop;
+
+  HttpsServerConfig config_;
+  std::shared_ptr<TlsContext> tls_;
+  Handler handler_;
+  Blocking blocking_;
+  SSL_CTX *ssl_ctx_ = nullptr;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> listening_{false};
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> connections_{0};
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::unique_ptr<class WorkerPool> workers_;
+};
+
+}  // namespace hci_admission

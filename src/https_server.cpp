@@ -1,0 +1,618 @@
+#include "hci_admission/https_server.hpp"
+
+#include "hci_admission/json_patch.hpp"
+#include "hci_admission/logging.hpp"
+#include "hci_admission/worker_pool.hpp"
+
+#include <openssl/err.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+namespace hci_admission {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a connection that was told to close may keep sending before it
+// is cut off; reading meanwhile keeps our last answer from being lost to a
+// reset (RFC 9112 9.6).
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr size_t kReadChunk = 16384;
+
+std::string error_json(int status, const std::string &message) {
+  std::string out = "{\"error\":";
+  append_json_string(out, message);
+  out += ",\"code\":" + std::to_string(status) + "}";
+  return out;
+}
+
+struct Connection {
+  enum class State { Handshake, Open, Offloaded, Lingering };
+  int fd = -1;
+  uint64_t id = 0;
+  SSL *ssl = nullptr;
+  State state = State::Handshake;
+  uint32_t interest = 0;  // epoll events registered
+  bool registered = false;
+  bool tls_checked = false;  // the first byte was looked at
+  std::string in;
+  std::string out;
+  size_t out_sent = 0;
+  bool close_after_write = false;
+  bool continue_sent = false;
+  size_t requests = 0;
+  Clock::time_point accepted;
+  Clock::time_point last_activity;
+  Clock::time_point request_started;  // first byte of the request being read
+  Clock::time_point linger_until;
+  size_t pending_consumed = 0;  // bytes of `in` the offloaded request took
+  bool pending_head = false;
+  bool pending_keep_alive = true;
+};
+
+// A request handed to a worker, with copies of what the handler reads.
+struct OffloadedRequest {
+  int fd;
+  uint64_t id;
+  std::string method, path, content_type, body;
+};
+
+}  // namespace
+
+// One event loop: its own epoll set and connections, touched only by its
+// thread; other threads reach it through the inbox and the eventfd.
+class HttpsServer::Loop {
+ public:
+  explicit Loop(HttpsServer &server) : server_(server) {
+    epfd_ = epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epfd_ < 0 || wake_fd_ < 0) throw std::runtime_error(std::string("epoll: ") + std::strerror(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd_;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  }
+  ~Loop() {
+    while (!conns_.empty()) drop(*conns_.begin()->second);
+    if (epfd_ >= 0) close(epfd_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  void watch_listener(int fd) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.fd = fd;
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    listen_fd_ = fd;
+  }
+
+  size_t load() const { return load_; }
+
+  // From any thread.
+  void adopt(int fd) {
+    {
+      std::lock_guard<std::mutex> lock(inbox_mutex_);
+      new_fds_.push_back(fd);
+    }
+    wake();
+  }
+  void complete(int fd, uint64_t id, HttpReply reply) {
+    {
+      std::lock_guard<std::mutex> lock(inbox_mutex_);
+      done_.push_back({fd, id, std::move(reply)});
+    }
+    wake();
+  }
+  void wake() {
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = write(wake_fd_, &one, sizeof one);
+  }
+
+  void run() {
+    epoll_event events[128];
+    Clock::time_point next_sweep = Clock::now() + std::chrono::seconds(1);
+    for (;;) {
+      const int n = epoll_wait(epfd_, events, 128, 250);
+      const auto now = Clock::now();
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[i].data.fd;
+        if (fd == wake_fd_) {
+          uint64_t v;
+          [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof v);
+          take_inbox(now);
+        } else if (fd == listen_fd_) {
+          accept_some(now);
+        } else {
+          auto it = conns_.find(fd);
+          if (it != conns_.end()) on_event(*it->second, events[i].events, now);
+        }
+      }
+      if (server_.stopping_) {
+        if (!stop_seen_) begin_stop();
+        if (conns_.empty()) return;
+      }
+      if (now >= next_sweep) {
+        sweep(now);
+        next_sweep = now + std::chrono::seconds(1);
+      }
+    }
+  }
+
+ private:
+  struct Done {
+    int fd;
+    uint64_t id;
+    HttpReply reply;
+  };
+
+  void accept_some(Clock::time_point now) {
+    if (server_.stopping_) return;
+    for (int i = 0; i < 8; ++i) {
+      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) return;  // EAGAIN, or another loop took it
+      if (server_.connections_ >= server_.config_.max_connections) {
+        close(fd);
+        LogLine("connection refused: at --max-connections")
+            .field("limit", server_.config_.max_connections)
+            .debug();
+        continue;
+      }
+      ++server_.connections_;
+      // Hand it to the loop with the fewest connections.
+      Loop *target = this;
+      for (auto &loop : server_.loops_) {
+        if (loop->load_ < target->load_) target = loop.get();
+      }
+      ++target->load_;
+      if (target == this) {
+        open(fd, now);
+      } else {
+        target->adopt(fd);
+      }
+    }
+  }
+
+  void take_inbox(Clock::time_point now) {
+    std::vector<int> fds;
+    std::vector<Done> done;
+    {
+      std::lock_guard<std::mutex> lock(inbox_mutex_);
+      fds.swap(new_fds_);
+      done.swap(done_);
+    }
+    for (int fd : fds) open(fd, now);
+    for (auto &d : done) {
+      auto it = conns_.find(d.fd);
+      if (it == conns_.end() || it->second->id != d.id) continue;
+      Connection &c = *it->second;
+      c.state = Connection::State::Open;
+      finish_request(c, d.reply, c.pending_consumed, c.pending_head, c.pending_keep_alive, now);
+      if (conns_.count(d.fd)) process_input(c, now);
+    }
+  }
+
+  void open(int fd, Clock::time_point now) {
+    int yes = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+    SSL *ssl = SSL_new(server_.ssl_ctx_);
+    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
+      if (ssl) SSL_free(ssl);
+      close(fd);
+      --load_;
+      --server_.connections_;
+      return;
+    }
+    SSL_set_accept_state(ssl);
+    auto c = std::make_unique<Connection>();
+    c->fd = fd;
+    c->id = next_id_++;
+    c->ssl = ssl;
+    c->accepted = c->last_activity = now;
+    Connection &ref = *c;
+    conns_[fd] = std::move(c);
+    set_interest(ref, EPOLLIN);
+    handshake(ref, now);
+  }
+
+  void set_interest(Connection &c, uint32_t events) {
+    if (c.registered && c.interest == events) return;
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = c.fd;
+    epoll_ctl(epfd_, c.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c.fd, &ev);
+    c.registered = true;
+    c.interest = events;
+  }
+
+  void on_event(Connection &c, uint32_t events, Clock::time_point now) {
+    if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
+      drop(c);
+      return;
+    }
+    switch (c.state) {
+      case Connection::State::Handshake:
+        handshake(c, now);
+        return;
+      case Connection::State::Offloaded:
+        return;
+      case Connection::State::Lingering:
+        linger(c, now);
+        return;
+      case Connection::State::Open:
+        break;
+    }
+    if ((events & EPOLLOUT) && c.out_sent < c.out.size()) {
+      if (!flush(c, now)) return;
+    }
+    if (events & EPOLLIN) read_input(c, now);
+  }
+
+  void handshake(Connection &c, Clock::time_point now) {
+    if (!c.tls_checked) {
+      // A TLS connection starts with a handshake record (0x16). Plain HTTP
+      // gets a plain answer, as Go's servers give, instead of silence.
+      unsigned char first = 0;
+      const ssize_t n = recv(c.fd, &first, 1, MSG_PEEK);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) {
+        drop(c);
+        return;
+      }
+      c.tls_checked = true;
+      if (first != 0x16) {
+        static const char kPlain[] =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+            "Content-Length: 48\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+        [[maybe_unused]] auto w = ::send(c.fd, kPlain, sizeof kPlain - 1, MSG_NOSIGNAL);
+        LogLine("plain HTTP on the TLS port").debug();
+        // Read what the client sent before closing: unread input would turn
+        // the close into a reset that destroys the answer.
+        shutdown(c.fd, SHUT_WR);
+        c.state = Connection::State::Lingering;
+        c.linger_until = now + kLingerTime;
+        set_interest(c, EPOLLIN);
+        linger(c, now);
+        return;
+      }
+    }
+    ERR_clear_error();
+    const int r = SSL_do_handshake(c.ssl);
+    if (r == 1) {
+      c.state = Connection::State::Open;
+      c.last_activity = now;
+      set_interest(c, EPOLLIN);
+      read_input(c, now);  // data may have come with the handshake
+      return;
+    }
+    switch (SSL_get_error(c.ssl, r)) {
+      case SSL_ERROR_WANT_READ:
+        set_interest(c, EPOLLIN);
+        return;
+      case SSL_ERROR_WANT_WRITE:
+        set_interest(c, EPOLLIN | EPOLLOUT);
+        return;
+      default:
+        LogLine("TLS handshake failed").field("error", ssl_error()).debug();
+        drop(c);
+    }
+  }
+
+  static std::string ssl_error() {
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) return std::strerror(errno);
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    return buf;
+  }
+
+  void read_input(Connection &c, Clock::time_point now) {
+    const size_t cap =
+        server_.config_.limits.max_body_bytes + server_.config_.limits.max_header_bytes + kReadChunk;
+    char buf[kReadChunk];
+    bool got = false;
+    while (c.in.size() < cap) {
+      ERR_clear_error();
+      const int n = SSL_read(c.ssl, buf, sizeof buf);
+      if (n > 0) {
+        if (c.in.empty()) c.request_started = now;
+        c.in.append(buf, static_cast<size_t>(n));
+        got = true;
+        continue;
+      }
+      const int err = SSL_get_error(c.ssl, n);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+      // Closed by the peer (close_notify or EOF) or broken.
+      drop(c);
+      return;
+    }
+    if (got) c.last_activity = now;
+    process_input(c, now);
+  }
+
+  // Answers every complete request in the input, one at a time.
+  void process_input(Connection &c, Clock::time_point now) {
+    const int fd = c.fd;
+    while (c.state == Connection::State::Open && c.out_sent >= c.out.size() && !c.in.empty()) {
+      HttpParse p = parse_http_request(c.in, server_.config_.limits);
+      if (p.status == HttpParse::Status::Invalid) {
+        HttpReply reply{p.error_status, "application/json", error_json(p.error_status, p.error), ""};
+        send(c, serialize_http_reply(reply, false, true), true, now);
+        return;
+      }
+      if (p.status == HttpParse::Status::Incomplete) {
+        if (p.headers_complete && p.expect_continue && !c.continue_sent) {
+          c.continue_sent = true;
+          send(c, "HTTP/1.1 100 Continue\r\n\r\n", false, now);
+        }
+        return;
+      }
+      c.continue_sent = false;
+      const bool head = p.method == "HEAD";
+      if (server_.blocking_ && server_.blocking_(p.path)) {
+        auto job = std::make_shared<OffloadedRequest>(
+            OffloadedRequest{c.fd, c.id, std::string(p.method), std::string(p.path),
+                             std::string(p.content_type), std::string(p.body())});
+        c.state = Connection::State::Offloaded;
+        c.pending_consumed = p.consumed;
+        c.pending_head = head;
+        c.pending_keep_alive = p.keep_alive;
+        set_interest(c, 0);
+        Loop *self = this;
+        HttpsServer &server = server_;
+        server_.workers_->enqueue([job, self, &server] {
+          HttpReply reply = server.handler_({job->method, job->path, job->content_type, job->body});
+          self->complete(job->fd, job->id, std::move(reply));
+        });
+        return;
+      }
+      const HttpReply reply = server_.handler_({p.method, p.path, p.content_type, p.body()});
+      finish_request(c, reply, p.consumed, head, p.keep_alive, now);
+      if (!conns_.count(fd)) return;
+    }
+  }
+
+  void finish_request(Connection &c, const HttpReply &reply, size_t consumed, bool head, bool keep_alive,
+                      Clock::time_point now) {
+    c.in.erase(0, consumed);
+    if (!c.in.empty()) c.request_started = now;
+    ++c.requests;
+    const bool close_after =
+        !keep_alive || server_.stopping_ || c.requests >= server_.config_.max_requests_per_connection;
+    send(c, serialize_http_reply(reply, head, close_after), close_after, now);
+  }
+
+  void send(Connection &c, std::string bytes, bool close_after, Clock::time_point now) {
+    if (c.out_sent >= c.out.size()) {
+      c.out = std::move(bytes);
+      c.out_sent = 0;
+    } else {
+      c.out += bytes;
+    }
+    c.close_after_write = c.close_after_write || close_after;
+    flush(c, now);
+  }
+
+  // Writes what is pending; false when the connection is gone or closing.
+  bool flush(Connection &c, Clock::time_point now) {
+    while (c.out_sent < c.out.size()) {
+      ERR_clear_error();
+      const int n = SSL_write(c.ssl, c.out.data() + c.out_sent, static_cast<int>(c.out.size() - c.out_sent));
+      if (n > 0) {
+        c.out_sent += static_cast<size_t>(n);
+        c.last_activity = now;
+        continue;
+      }
+      const int err = SSL_get_error(c.ssl, n);
+      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+        set_interest(c, EPOLLIN | EPOLLOUT);
+        return true;
+      }
+      drop(c);
+      return false;
+    }
+    c.out.clear();
+    c.out_sent = 0;
+    if (c.close_after_write) {
+      start_linger(c, now);
+      return false;
+    }
+    if (c.state == Connection::State::Open) set_interest(c, EPOLLIN);
+    return true;
+  }
+
+  void start_linger(Connection &c, Clock::time_point now) {
+    SSL_shutdown(c.ssl);  // close_notify: the answer is complete
+    shutdown(c.fd, SHUT_WR);
+    c.state = Connection::State::Lingering;
+    c.linger_until = now + kLingerTime;
+    c.in.clear();
+    set_interest(c, EPOLLIN);
+  }
+
+  void linger(Connection &c, Clock::time_point) {
+    char buf[kReadChunk];
+    for (;;) {
+      const ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+      if (n > 0) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      drop(c);
+      return;
+    }
+  }
+
+  void drop(Connection &c) {
+    const int fd = c.fd;
+    epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    SSL_free(c.ssl);
+    close(fd);
+    --load_;
+    --server_.connections_;
+    conns_.erase(fd);
+  }
+
+  // Timeouts, once a second.
+  void sweep(Clock::time_point now) {
+    const auto &cfg = server_.config_;
+    std::vector<Connection *> expired;
+    std::vector<Connection *> idle;
+    for (auto &entry : conns_) {
+      Connection &c = *entry.second;
+      switch (c.state) {
+        case Connection::State::Handshake:
+          if (now - c.accepted > cfg.read_timeout) expired.push_back(&c);
+          break;
+        case Connection::State::Lingering:
+          if (now > c.linger_until) expired.push_back(&c);
+          break;
+        case Connection::State::Offloaded:
+          break;
+        case Connection::State::Open:
+          if (c.out_sent < c.out.size()) {
+            if (now - c.last_activity > cfg.write_timeout) expired.push_back(&c);
+          } else if (!c.in.empty()) {
+            if (now - c.request_started > cfg.read_timeout) expired.push_back(&c);
+          } else if (now - c.last_activity > cfg.idle_timeout) {
+            idle.push_back(&c);
+          }
+          break;
+      }
+    }
+    for (Connection *c : expired) drop(*c);
+    for (Connection *c : idle) {
+      SSL_shutdown(c->ssl);
+      drop(*c);
+    }
+  }
+
+  void begin_stop() {
+    stop_seen_ = true;
+    if (listen_fd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    std::vector<Connection *> idle;
+    for (auto &entry : conns_) {
+      Connection &c = *entry.second;
+      if (c.state == Connection::State::Open && c.in.empty() && c.out_sent >= c.out.size())
+        idle.push_back(&c);
+      if (c.state == Connection::State::Handshake) idle.push_back(&c);
+    }
+    for (Connection *c : idle) {
+      if (c->state == Connection::State::Open) SSL_shutdown(c->ssl);
+      drop(*c);
+    }
+  }
+
+  HttpsServer &server_;
+  int epfd_ = -1;
+  int wake_fd_ = -1;
+  int listen_fd_ = -1;
+  bool stop_seen_ = false;
+  uint64_t next_id_ = 1;
+  std::atomic<size_t> load_{0};
+  std::unordered_map<int, std::unique_ptr<Connection>> conns_;
+  std::mutex inbox_mutex_;
+  std::vector<int> new_fds_;
+  std::vector<Done> done_;
+};
+
+HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> tls, Handler handler,
+                         Blocking blocking)
+    : config_(std::move(config)),
+      tls_(std::move(tls)),
+      handler_(std::move(handler)),
+      blocking_(std::move(blocking)) {
+  std::signal(SIGPIPE, SIG_IGN);
+  ssl_ctx_ = SSL_CTX_new(TLS_server_method());
+  if (ssl_ctx_ == nullptr || !tls_->configure(*ssl_ctx_)) throw std::runtime_error("cannot set up TLS");
+  // Non-blocking writes may be partial and resumed from a moved buffer;
+  // idle connections give their TLS buffers back.
+  SSL_CTX_set_mode(ssl_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
+  if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
+  workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
+}
+
+HttpsServer::~HttpsServer() {
+  stop();
+  // Workers finish first: they hand their answers to the loops.
+  if (workers_) workers_->shutdown();
+  loops_.clear();
+  if (listen_fd_ >= 0) close(listen_fd_);
+  SSL_CTX_free(ssl_ctx_);
+}
+
+void HttpsServer::bind() {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo *res = nullptr;
+  const std::string where = config_.bind_address + ":" + std::to_string(config_.port);
+  const int gai =
+      getaddrinfo(config_.bind_address.c_str(), std::to_string(config_.port).c_str(), &hints, &res);
+  if (gai != 0) throw std::runtime_error("cannot listen on " + where + ": " + gai_strerror(gai));
+  std::string why = "no usable address";
+  for (addrinfo *a = res; a != nullptr; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    // SO_REUSEADDR but not SO_REUSEPORT: a second server on the same port
+    // must fail to start instead of silently sharing it.
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (a->ai_family == AF_INET6) {
+      int no = 0;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);
+    }
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0) {
+      listen_fd_ = fd;
+      break;
+    }
+    why = std::strerror(errno);
+    close(fd);
+  }
+  freeaddrinfo(res);
+  if (listen_fd_ < 0) throw std::runtime_error("cannot listen on " + where + ": " + why);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  getsockname(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len);
+  port_ = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6 *>(&addr)->sin6_port
+                                           : reinterpret_cast<sockaddr_in *>(&addr)->sin_port);
+  for (size_t i = 0; i < config_.threads; ++i) {
+    loops_.push_back(std::make_unique<Loop>(*this));
+    loops_.back()->watch_listener(listen_fd_);
+  }
+  listening_ = true;
+}
+
+void HttpsServer::serve() {
+  if (loops_.empty()) throw std::logic_error("serve() before bind()");
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < loops_.size(); ++i) threads.emplace_back([this, i] { loops_[i]->run(); });
+  loops_[0]->run();
+  for (auto &t : threads) t.join();
+  listening_ = false;
+}
+
+void HttpsServer::stop() {
+  listening_ = false;
+  stopping_ = true;
+  for (auto &loop : loops_) loop->wake();
+}
+
+}  // namespace hci_admission

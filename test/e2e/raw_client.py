@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""Raw HTTP-over-TLS probes that curl cannot make, for test/e2e/run.sh.
+
+  raw_client.py pipeline PORT CA BODY_FILE PATH   two requests in one write
+  raw_client.py slow PORT CA SECONDS              a request that never ends
+  raw_client.py plain PORT                        plain HTTP on the TLS port
+  raw_client.py hold PORT CA COUNT                opens COUNT TLS connections and reports how many the server kept
+
+Prints one line; exits 0 when the server behaved as it should.
+"""
+import socket
+import ssl
+import sys
+import time
+
+
+def tls(port, ca):
+    ctx = ssl.create_default_context(cafile=ca)
+    s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+    return ctx.wrap_socket(s, server_hostname="localhost")
+
+
+def read_response(s, buf):
+    """Reads one response; returns (status, body, rest of buffer)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed before a response")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        if k.strip().lower() == "content-length":
+            length = int(v)
+    while len(rest) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed mid-body")
+        rest += chunk
+    return status, rest[:length], rest[length:]
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "pipeline":
+        port, ca, body_file, path = sys.argv[2:6]
+        body = open(body_file, "rb").read()
+        req = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        s = tls(port, ca)
+        s.sendall(req + req + b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        buf = b""
+        statuses = []
+        for _ in range(3):
+            status, _, buf = read_response(s, buf)
+            statuses.append(status)
+        print("statuses", statuses)
+        return statuses == [200, 200, 200]
+    if cmd == "slow":
+        port, ca, seconds = sys.argv[2], sys.argv[3], float(sys.argv[4])
+        s = tls(port, ca)
+        s.sendall(b"POST /mutate/csi-controller-placement HTTP/1.1\r\nHost: localhost\r\n")
+        start = time.time()
+        s.settimeout(seconds + 5)
+        try:
+            while s.recv(1024):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+        took = time.time() - start
+        print(f"closed after {took:.1f}s")
+        return took <= seconds + 3
+    if cmd == "plain":
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        print(data.split(b"\r\n")[0].decode())
+        return data.startswith(b"HTTP/1.1 400") and b"HTTPS server" in data
+    if cmd == "hold":
+        port, ca, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        socks, kept = [], 0
+        for _ in range(count):
+            try:
+                s = tls(port, ca)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                status, _, _ = read_response(s, b"")
+                kept += status == 200
+                socks.append(s)
+            except (OSError, EOFError, ssl.SSLError):
+                pass
+        print(f"kept {kept} of {count}")
+        return True
+    raise SystemExit(f"unknown probe {cmd}")
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
