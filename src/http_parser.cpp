@@ -268,9 +268,8 @@ HttpParse parse_http_request(std::string_view in, const HttpLimits &limits) {
   return p;
 }
 
-std::string serialize_http_reply(const HttpReply &reply, bool head, bool close) {
-  std::string out;
-  out.reserve(128 + reply.body.size());
+void append_http_reply(std::string &out, const HttpReply &reply, bool head, bool close) {
+  out.reserve(out.size() + 128 + reply.body.size());
   out += "HTTP/1.1 ";
   out += std::to_string(reply.status);
   out += ' ';
@@ -286,7 +285,6 @@ std::string serialize_http_reply(const HttpReply &reply, bool head, bool close) 
   if (close) out += "\r\nConnection: close";
   out += "\r\n\r\n";
   if (!head) out += reply.body;
-  return out;
 }
 
 }  // namespace hci_admission

@@ -16,9 +16,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -73,6 +78,30 @@ struct OffloadedRequest {
   uint64_t id;
   std::string method, path, content_type, body;
 };
+
+// CPUs this process may really use: its affinity mask, capped by a cgroup
+// CPU limit (a pod with limits.cpu: 1 on a 64-core node gets one loop).
+size_t usable_cpus() {
+  size_t cpus = std::max(1u, std::thread::hardware_concurrency());
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cpus = std::max(1, CPU_COUNT(&set));
+  double quota = -1, period = -1;
+  if (FILE *f = std::fopen("/sys/fs/cgroup/cpu.max", "r")) {  // cgroup v2: "max 100000" or "50000 100000"
+    char q[32] = {0};
+    if (std::fscanf(f, "%31s %lf", q, &period) == 2 && std::strcmp(q, "max") != 0) quota = std::atof(q);
+    std::fclose(f);
+  } else if (FILE *fq = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) {  // cgroup v1
+    if (std::fscanf(fq, "%lf", &quota) != 1) quota = -1;
+    std::fclose(fq);
+    if (FILE *fp = std::fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) {
+      if (std::fscanf(fp, "%lf", &period) != 1) period = -1;
+      std::fclose(fp);
+    }
+  }
+  if (quota > 0 && period > 0)
+    cpus = std::min(cpus, static_cast<size_t>(std::max(1.0, std::ceil(quota / period))));
+  return cpus;
+}
 
 }  // namespace
 
@@ -335,6 +364,10 @@ class HttpsServer::Loop {
         if (c.in.empty()) c.request_started = now;
         c.in.append(buf, static_cast<size_t>(n));
         got = true;
+        // Without read-ahead OpenSSL takes one record at a time from the
+        // socket; what it has not taken, level-triggered epoll reports
+        // again. Stopping here saves a read that would only say EAGAIN.
+        if (SSL_pending(c.ssl) == 0) break;
         continue;
       }
       const int err = SSL_get_error(c.ssl, n);
@@ -354,7 +387,7 @@ class HttpsServer::Loop {
       HttpParse p = parse_http_request(c.in, server_.config_.limits);
       if (p.status == HttpParse::Status::Invalid) {
         HttpReply reply{p.error_status, "application/json", error_json(p.error_status, p.error), ""};
-        send(c, serialize_http_reply(reply, false, true), true, now);
+        send_reply(c, reply, false, true, now);
         return;
       }
       if (p.status == HttpParse::Status::Incomplete) {
@@ -396,18 +429,29 @@ class HttpsServer::Loop {
     ++c.requests;
     const bool close_after =
         !keep_alive || server_.stopping_ || c.requests >= server_.config_.max_requests_per_connection;
-    send(c, serialize_http_reply(reply, head, close_after), close_after, now);
+    send_reply(c, reply, head, close_after, now);
   }
 
-  void send(Connection &c, std::string bytes, bool close_after, Clock::time_point now) {
-    if (c.out_sent >= c.out.size()) {
-      c.out = std::move(bytes);
-      c.out_sent = 0;
-    } else {
-      c.out += bytes;
-    }
+  void send(Connection &c, std::string_view bytes, bool close_after, Clock::time_point now) {
+    begin_output(c);
+    c.out += bytes;
     c.close_after_write = c.close_after_write || close_after;
     flush(c, now);
+  }
+
+  void send_reply(Connection &c, const HttpReply &reply, bool head, bool close_after, Clock::time_point now) {
+    begin_output(c);
+    append_http_reply(c.out, reply, head, close_after);
+    c.close_after_write = c.close_after_write || close_after;
+    flush(c, now);
+  }
+
+  // The output buffer keeps its capacity from one answer to the next.
+  static void begin_output(Connection &c) {
+    if (c.out_sent >= c.out.size()) {
+      c.out.clear();
+      c.out_sent = 0;
+    }
   }
 
   // Writes what is pending; false when the connection is gone or closing.
@@ -430,6 +474,7 @@ class HttpsServer::Loop {
     }
     c.out.clear();
     c.out_sent = 0;
+    if (c.out.capacity() > (64u << 10)) c.out.shrink_to_fit();
     if (c.close_after_write) {
       start_linger(c, now);
       return false;
@@ -544,7 +589,7 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
   // idle connections give their TLS buffers back.
   SSL_CTX_set_mode(ssl_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                  SSL_MODE_RELEASE_BUFFERS);
-  if (config_.threads == 0) config_.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (config_.threads == 0) config_.threads = usable_cpus();
   workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
 }
 

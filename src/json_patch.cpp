@@ -1,6 +1,7 @@
 #include "hci_admission/json_patch.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace hci_admission {
 
@@ -43,13 +44,26 @@ void JsonPatch::replace(std::string path, Json value) {
 
 void JsonPatch::remove(std::string path) { ops_.push_back({"remove", std::move(path), nullptr}); }
 
+namespace {
+// Bytes that must be escaped in a JSON string.
+struct EscapeTable {
+  bool escape[256];
+  constexpr EscapeTable() : escape() {
+    for (int c = 0; c < 0x20; ++c) escape[c] = true;
+    escape[static_cast<unsigned char>('"')] = true;
+    escape[static_cast<unsigned char>('\\')] = true;
+  }
+};
+constexpr EscapeTable kEscape;
+}  // namespace
+
 void append_json_string(std::string &out, std::string_view text) {
   static const char kHex[] = "0123456789abcdef";
   out += '"';
   size_t plain = 0;  // start of the run not yet copied
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (!kEscape.escape[c]) continue;
     out.append(text.data() + plain, i - plain);
     plain = i + 1;
     switch (c) {
@@ -76,6 +90,51 @@ void append_json_string(std::string &out, std::string_view text) {
   }
   out.append(text.data() + plain, text.size() - plain);
   out += '"';
+}
+
+void append_json(std::string &out, const Json &value) {
+  switch (value.type()) {
+    case Json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = value.begin(); it != value.end(); ++it) {
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, it.key());
+        out += ':';
+        append_json(out, it.value());
+      }
+      out += '}';
+      return;
+    }
+    case Json::value_t::array: {
+      out += '[';
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (i) out += ',';
+        append_json(out, value[i]);
+      }
+      out += ']';
+      return;
+    }
+    case Json::value_t::string:
+      append_json_string(out, value.get_ref<const std::string &>());
+      return;
+    case Json::value_t::boolean:
+      out += value.get<bool>() ? "true" : "false";
+      return;
+    case Json::value_t::number_integer:
+      out += std::to_string(value.get<int64_t>());
+      return;
+    case Json::value_t::number_unsigned:
+      out += std::to_string(value.get<uint64_t>());
+      return;
+    case Json::value_t::null:
+      out += "null";
+      return;
+    default:
+      out += value.dump();
+      return;  // floats and binary: nlohmann's exact formatting
+  }
 }
 
 void JsonPatch::diff(const std::string &path, const Json &before, Json &&after) {
@@ -133,6 +192,7 @@ Json JsonPatch::to_json() const {
 
 std::string JsonPatch::dump() const {
   std::string out = "[";
+  out.reserve(1024);
   for (const auto &op : ops_) {
     if (out.size() > 1) out += ',';
     out += "{\"op\":\"";
@@ -141,7 +201,7 @@ std::string JsonPatch::dump() const {
     append_json_string(out, op.path);
     if (op.op != "remove") {
       out += ",\"value\":";
-      out += op.value.dump(-1, ' ', false, Json::error_handler_t::replace);
+      append_json(out, op.value);
     }
     out += '}';
   }

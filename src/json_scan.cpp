@@ -1,5 +1,9 @@
 #include "hci_admission/json_scan.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -29,7 +33,8 @@ class JsonValidator {
 
   void run() {
     if (index_.text_.size() > UINT32_MAX) fail("document too large");
-    stack_.reserve(32);
+    stack_.reserve(64);
+    open_chars_.reserve(64);
     index_.containers_.reserve(64);
     value();
     for (;;) {
@@ -38,7 +43,7 @@ class JsonValidator {
         if (p_ != end_) fail("unexpected data after the JSON value");
         return;
       }
-      const char open = *(begin_ + index_.containers_[stack_.back()].first);
+      const char open = open_chars_.back();
       const char c = next();
       if (c == ',') {
         if (open == '{') key();
@@ -68,6 +73,7 @@ class JsonValidator {
   void open() {
     if (stack_.size() >= max_depth_) fail("JSON nested too deeply");
     stack_.push_back(static_cast<uint32_t>(index_.containers_.size()));
+    open_chars_.push_back(*p_);
     index_.containers_.emplace_back(static_cast<uint32_t>(p_ - begin_), 0);
   }
 
@@ -75,6 +81,7 @@ class JsonValidator {
   void close() {
     index_.containers_[stack_.back()].second = static_cast<uint32_t>(p_ - begin_);
     stack_.pop_back();
+    open_chars_.pop_back();
   }
 
   void key() {
@@ -233,10 +240,34 @@ class JsonValidator {
     }
   }
 
+  // Skips plain ASCII string bytes, 16 at a time where SSE2 is there: a
+  // signed compare below 0x20 catches control bytes and bytes >= 0x80
+  // alike. Most of an object's bytes are in strings (measured: the scalar
+  // loop was 70k of 300k instructions per Pod review).
+  void skip_plain() {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    while (end_ - p_ >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p_));
+      const __m128i stops = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                         _mm_cmplt_epi8(v, space));
+      const int mask = _mm_movemask_epi8(stops);
+      if (mask != 0) {
+        p_ += __builtin_ctz(static_cast<unsigned>(mask));
+        return;
+      }
+      p_ += 16;
+    }
+#endif
+    while (p_ != end_ && !kStringStops.stop[static_cast<unsigned char>(*p_)]) ++p_;
+  }
+
   void string() {
     ++p_;  // opening quote
     for (;;) {
-      while (p_ != end_ && !kStringStops.stop[static_cast<unsigned char>(*p_)]) ++p_;
+      skip_plain();
       if (p_ == end_) fail("unterminated string");
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {
@@ -261,7 +292,8 @@ class JsonValidator {
   const char *p_;
   const char *end_;
   size_t max_depth_;
-  std::vector<uint32_t> stack_;  // open containers, as indexes into containers_
+  std::vector<uint32_t> stack_;   // open containers, as indexes into containers_
+  std::vector<char> open_chars_;  // and their opening brackets
 };
 
 JsonIndex validate_json(std::string_view text, size_t max_depth) {
@@ -319,10 +351,42 @@ size_t JsonView::skip_value(size_t pos) const {
 
 std::string JsonView::string_value() const {
   if (raw_.find('\\') == std::string_view::npos) return std::string(raw_.substr(1, raw_.size() - 2));
-  return parse().get<std::string>();
+  return Json::parse(raw_.begin(), raw_.end()).get<std::string>();
 }
 
-Json JsonView::parse() const { return Json::parse(raw_.begin(), raw_.end()); }
+Json JsonView::parse() const {
+  switch (raw_.front()) {
+    case '{': {
+      Json out = Json::object();
+      for_each_member([&](std::string_view key, JsonView v) { out[std::string(key)] = v.parse(); });
+      return out;
+    }
+    case '[': {
+      Json out = Json::array();
+      for_each_element([&](JsonView v) { out.push_back(v.parse()); });
+      return out;
+    }
+    case '"':
+      return Json(string_value());
+    case 't':
+      return Json(true);
+    case 'f':
+      return Json(false);
+    case 'n':
+      return Json(nullptr);
+    default: {
+      // Integers the common way; anything else (fractions, exponents, huge
+      // values) exactly as nlohmann reads it.
+      const bool negative = raw_.front() == '-';
+      if (raw_.size() <= 18 && raw_.find_first_of(".eE") == std::string_view::npos) {
+        int64_t v = 0;
+        for (size_t i = negative ? 1 : 0; i < raw_.size(); ++i) v = v * 10 + (raw_[i] - '0');
+        return negative ? Json(-v) : Json(static_cast<uint64_t>(v));
+      }
+      return Json::parse(raw_.begin(), raw_.end());
+    }
+  }
+}
 
 FieldMask FieldMask::everything() {
   FieldMask m;

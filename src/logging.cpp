@@ -1,9 +1,10 @@
 #include "hci_admission/logging.hpp"
 
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
+#include <charconv>
 #include <stdexcept>
 
 namespace hci_admission {
@@ -43,7 +44,6 @@ void setup_logging(LogFormat format, const std::string &level) {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %l %v", spdlog::pattern_time_type::utc);
   }
   logger->set_level(lvl);
-  logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
 }
 
@@ -83,7 +83,8 @@ LogLine &LogLine::field(std::string_view key, long long value) {
 
 LogLine &LogLine::field(std::string_view key, double value) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", value);
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf - 1, value, std::chars_format::fixed, 3);
+  *(ec == std::errc() ? end : buf) = '\0';
   if (g_format == LogFormat::Json) {
     text_ += ',' + json_string(key) + ':' + buf;
   } else {

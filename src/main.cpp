@@ -133,5 +133,6 @@ int main(int argc, char **argv) {
   }
   signal_waiter.join();
   LogLine("stopped").info();
+  spdlog::shutdown();  // writes out what the async logger still holds
   return 0;
 }

@@ -141,8 +141,11 @@ std::string encode_review(const std::string &request_api_version, const std::str
                           const Decision &decision) {
   // Written directly: the envelope is small and fixed, and building it as a
   // tree first cost more than the rest of the response (measured).
+  // Sized once: growing a 2 KB answer step by step cost four reallocations.
+  std::string patch;
+  if (decision.allowed && !decision.patch.empty()) patch = base64_encode(decision.patch.dump());
   std::string out;
-  out.reserve(256);
+  out.reserve(320 + patch.size() + decision.message.size());
   out += "{\"apiVersion\":";
   append_json_string(out, request_api_version);
   out += ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":";
@@ -183,9 +186,9 @@ std::string encode_review(const std::string &request_api_version, const std::str
     out += ']';
   }
   // A denial never carries a patch: kube-apiserver would not apply it.
-  if (decision.allowed && !decision.patch.empty()) {
+  if (!patch.empty()) {
     out += ",\"patchType\":\"JSONPatch\",\"patch\":\"";
-    out += base64_encode(decision.patch.dump());
+    out += patch;
     out += '"';
   }
   out += "}}";

@@ -20,15 +20,16 @@ constexpr Taint kControlPlaneTaints[] = {
 // a taint with an empty value.
 bool tolerates(const Json &toleration, const Taint &taint) {
   if (!toleration.is_object()) return false;
-  auto str = [&](const char *k) {
+  static const std::string kEmpty;
+  auto str = [&](const char *k) -> const std::string & {
     auto it = toleration.find(k);
-    return (it != toleration.end() && it->is_string()) ? it->get<std::string>() : std::string();
+    return (it != toleration.end() && it->is_string()) ? it->get_ref<const std::string &>() : kEmpty;
   };
-  const std::string effect = str("effect");
+  const std::string &effect = str("effect");
   if (!effect.empty() && effect != taint.effect) return false;
-  std::string op = str("operator");
-  if (op.empty()) op = "Equal";
-  const std::string key = str("key");
+  const std::string &op_field = str("operator");
+  const std::string_view op = op_field.empty() ? std::string_view("Equal") : std::string_view(op_field);
+  const std::string &key = str("key");
   if (key.empty()) return op == "Exists";
   if (key != taint.key) return false;
   if (op == "Exists") return true;
@@ -72,6 +73,13 @@ PolicySpec CsiControllerPlacement::spec() {
 }
 
 CsiControllerPlacement::CsiControllerPlacement(Settings settings) : settings_(std::move(settings)) {
+  for (const auto &label : settings_.control_plane_labels) {
+    label_requirements_.push_back(exists(label));
+    control_plane_terms_.push_back({{"matchExpressions", {exists(label)}}});
+  }
+  for (const Taint &taint : kControlPlaneTaints) {
+    tolerations_.push_back({{"key", taint.key}, {"operator", "Exists"}, {"effect", taint.effect}});
+  }
   anti_affinity_ = {{"preferredDuringSchedulingIgnoredDuringExecution",
                      {{{"weight", 100},
                        {"podAffinityTerm",
@@ -134,7 +142,7 @@ void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
   Json &terms = ensure_array(required, "nodeSelectorTerms", where);
   const auto &labels = settings_.control_plane_labels;
   if (terms.empty()) {
-    for (const auto &label : labels) terms.push_back({{"matchExpressions", {exists(label)}}});
+    terms = control_plane_terms_;
     return;
   }
   // Terms are ORed and the expressions in a term ANDed, so "any control-
@@ -147,14 +155,12 @@ void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
     if (empty_or_absent(term, "matchExpressions") && empty_or_absent(term, "matchFields")) continue;
     if (term_requires_control_plane(term)) continue;
     const Json original = term;
-    bool first = true;
-    for (const auto &label : labels) {
-      if (first) {
-        ensure_array(term, "matchExpressions", where).push_back(exists(label));
-        first = false;
+    for (size_t l = 0; l < labels.size(); ++l) {
+      if (l == 0) {
+        ensure_array(term, "matchExpressions", where).push_back(label_requirements_[0]);
       } else {
         Json copy = original;
-        ensure_array(copy, "matchExpressions", where).push_back(exists(label));
+        ensure_array(copy, "matchExpressions", where).push_back(label_requirements_[l]);
         terms.push_back(std::move(copy));
       }
     }
@@ -163,11 +169,12 @@ void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
 
 void CsiControllerPlacement::tolerate_control_plane_taints(Json &spec) const {
   Json &tolerations = ensure_array(spec, "tolerations", "spec");
-  for (const Taint &taint : kControlPlaneTaints) {
-    const bool covered = std::any_of(tolerations.begin(), tolerations.end(),
-                                     [&](const Json &t) { return tolerates(t, taint); });
-    if (!covered) {
-      tolerations.push_back({{"key", taint.key}, {"operator", "Exists"}, {"effect", taint.effect}});
+  const size_t existing = tolerations.size();
+  for (size_t i = 0; i < std::size(kControlPlaneTaints); ++i) {
+    const auto end = tolerations.begin() + static_cast<std::ptrdiff_t>(existing);
+    if (std::none_of(tolerations.begin(), end,
+                     [&](const Json &t) { return tolerates(t, kControlPlaneTaints[i]); })) {
+      tolerations.push_back(tolerations_[i]);
     }
   }
 }

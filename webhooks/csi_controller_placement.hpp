@@ -32,7 +32,11 @@ class CsiControllerPlacement : public Policy {
   void spread_replicas(Json &spec) const;
 
   Settings settings_;
-  Json anti_affinity_;  // the chart's preferred podAntiAffinity
+  // Built once: constructing nlohmann values per request was a visible cost.
+  Json anti_affinity_;                        // the chart's preferred podAntiAffinity
+  Json control_plane_terms_ = Json::array();  // one Exists term per label
+  std::vector<Json> label_requirements_;      // one Exists expression per label
+  std::vector<Json> tolerations_;             // for kControlPlaneTaints, in order
 };
 
 }  // namespace hci_admission::webhooks

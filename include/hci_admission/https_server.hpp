@@ -66,8 +66,13 @@ struct HttpParse {
 // Content-Length or chunked encoding, never both; no obsolete line folding).
 HttpParse parse_http_request(std::string_view input, const HttpLimits &limits);
 
-// The bytes of one response.
-std::string serialize_http_reply(const HttpReply &reply, bool head, bool close);
+// Appends the bytes of one response to `out`.
+void append_http_reply(std::string &out, const HttpReply &reply, bool head, bool close);
+inline std::string serialize_http_reply(const HttpReply &reply, bool head, bool close) {
+  std::string out;
+  append_http_reply(out, reply, head, close);
+  return out;
+}
 
 struct HttpsServerConfig {
   std::string bind_address = "0.0.0.0";

@@ -65,8 +65,21 @@ class JsonView {
 
   // The unescaped text of a string value; call only when is_string().
   std::string string_value() const;
-  // The value as a tree.
+  // The value as a tree, built from the checked text (nlohmann's lexer
+  // would read it all again, at several times the cost).
   Json parse() const;
+
+  // Calls f(value) for each element of an array, in order.
+  template <class F>
+  void for_each_element(F &&f) const {
+    size_t pos = skip_space(1);  // after '['
+    while (raw_[pos] != ']') {
+      if (raw_[pos] == ',') pos = skip_space(pos + 1);
+      const size_t end = skip_value(pos);
+      f(JsonView(raw_.substr(pos, end - pos), index_));
+      pos = skip_space(end);
+    }
+  }
 
   // Calls f(key, value) for each member of an object, in document order.
   template <class F>

@@ -73,3 +73,20 @@ TEST_CASE("dump writes valid JSON Patch", "[json_patch]") {
                                   {"op":"replace","path":"/d/0","value":5}])"));
   CHECK(parsed == p.to_json());
 }
+
+TEST_CASE("append_json writes what nlohmann's dump writes", "[json_patch]") {
+  const std::vector<Json> values = {
+      Json::parse(
+          R"({"a":[1,-2,3.5,true,false,null,"x\"y\\z\n\u0001é😀"],"b":{},"c":[],"d":{"e":{"f":18446744073709551615}}})"),
+      Json(nullptr),
+      Json(0),
+      Json(-9223372036854775807LL - 1),
+      Json("plain"),
+      Json(1e300),
+      Json(0.1)};
+  for (const auto &v : values) {
+    std::string out;
+    hci_admission::append_json(out, v);
+    CHECK(out == v.dump());
+  }
+}

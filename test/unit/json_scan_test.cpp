@@ -108,3 +108,23 @@ TEST_CASE("FieldMask keeps the asked-for members and bad shapes", "[json_scan]")
   // A scalar where the mask expects an object is kept whole.
   CHECK(FieldMask::of({"/status/phase"}).extract(JsonView(index)) == Json::parse(R"({"status":"s"})"));
 }
+
+TEST_CASE("JsonView::parse builds the same tree as nlohmann", "[json_scan]") {
+  const std::vector<std::string> docs = {
+      R"({"a":[1,-2,0,-0,3.25,-1e-7,1E+3,18446744073709551615,-9223372036854775808,123456789012345678]})",
+      R"({"s":"plain","e":"esc\"aped\\\n\u00e9\ud83d\ude00","u":"é😀","k\u0041":null,"t":true,"f":false})",
+      R"([[],{},[{}],{"":""}])",
+      R"("top")",
+      "42",
+      "-7",
+      "null",
+      R"({"dup":1,"dup":2})"};
+  for (const auto &doc : docs) {
+    INFO("document: " << doc);
+    const JsonIndex index = validate_json(doc);
+    const Json ours = JsonView(index).parse();
+    const Json theirs = Json::parse(doc);
+    CHECK(ours == theirs);
+    CHECK(ours.dump() == theirs.dump());
+  }
+}
