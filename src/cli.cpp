@@ -1,5 +1,7 @@
 #include "hci_admission/cli.hpp"
 
+#include "hci_admission/kube_client.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -13,6 +15,15 @@ struct FlagHelp {
   const char *flag;
   const char *arg;
   const char *help;
+};
+
+const FlagHelp kClusterFlags[] = {
+    {"kubeconfig", "FILE", "kubeconfig for the Kubernetes API (default $KUBECONFIG, else in-cluster)"},
+    {"kube-context", "NAME", "kubeconfig context (default: its current context)"},
+    {"cluster-state", "PATH", "offline: read objects from kubectl get -o json files (a file or a folder)"},
+    {"cluster-read-timeout", "DURATION", "longest a cluster read may take (default 10s)"},
+    {"service-account-dir", "DIR",
+     "in-cluster credentials (default /var/run/secrets/kubernetes.io/serviceaccount)"},
 };
 
 const FlagHelp kServerFlags[] = {
@@ -141,16 +152,20 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       (flag == "help" ? o.help : o.version) = true;
       continue;
     }
-    const bool known =
-        policy_flags.count(flag) > 0 || std::any_of(std::begin(kServerFlags), std::end(kServerFlags),
-                                                    [&](const FlagHelp &f) { return flag == f.flag; });
+    auto listed = [&](const auto &table) {
+      return std::any_of(std::begin(table), std::end(table),
+                         [&](const FlagHelp &f) { return flag == f.flag; });
+    };
+    const bool known = policy_flags.count(flag) > 0 || listed(kServerFlags) || listed(kClusterFlags);
     if (!known) throw UsageError("unknown flag --" + flag + " (see --help)");
     if (!has_value) {
       if (i + 1 >= args.size()) throw UsageError("--" + flag + " needs a value");
       value = args[++i];
     }
 
-    if (flag == "cert-dir") {
+    if (apply_cluster_flag(flag, value, o.cluster)) {
+      continue;
+    } else if (flag == "cert-dir") {
       o.cert_dir = value;
     } else if (flag == "port") {
       o.server.port = static_cast<int>(parse_unsigned(flag, value, 65535));
@@ -209,6 +224,54 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
   return o;
 }
 
+bool apply_cluster_flag(const std::string &flag, const std::string &value, ClusterAccess &access) {
+  if (flag == "kubeconfig") {
+    access.kubeconfig = value;
+  } else if (flag == "kube-context") {
+    access.context = value;
+  } else if (flag == "cluster-state") {
+    access.state_path = value;
+  } else if (flag == "service-account-dir") {
+    access.service_account_dir = value;
+  } else if (flag == "cluster-read-timeout") {
+    access.read_timeout = at_least_a_second(flag, value);
+  } else {
+    return false;
+  }
+  if (value.empty()) throw UsageError("--" + flag + " needs a value");
+  return true;
+}
+
+std::string cluster_flags_usage() {
+  std::ostringstream s;
+  for (const auto &f : kClusterFlags) {
+    std::string left = std::string("  --") + f.flag + " " + f.arg;
+    if (left.size() < 38) {
+      left.resize(38, ' ');
+    } else {
+      left += "\n" + std::string(38, ' ');
+    }
+    s << left << f.help << "\n";
+  }
+  return s.str();
+}
+
+std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access) {
+  if (!access.state_path.empty()) return StaticClusterView::from_path(access.state_path);
+  std::string kubeconfig = access.kubeconfig;
+  if (kubeconfig.empty() && std::getenv("KUBECONFIG") != nullptr) {
+    kubeconfig = std::getenv("KUBECONFIG");
+    kubeconfig = kubeconfig.substr(0, kubeconfig.find(':'));  // the first file of a list
+  }
+  if (!kubeconfig.empty()) {
+    return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfig(kubeconfig, access.context));
+  }
+  if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) {
+    return std::make_unique<LiveClusterView>(KubeCredentials::in_cluster(access.service_account_dir));
+  }
+  return nullptr;
+}
+
 std::string usage(const std::vector<PolicySpec> &policies) {
   std::ostringstream s;
   s << "Usage: hci-admission --cert-dir DIR [flags]\n\n"
@@ -223,6 +286,7 @@ std::string usage(const std::vector<PolicySpec> &policies) {
     s << left << help << "\n";
   };
   for (const auto &f : kServerFlags) line(f.flag, f.arg, f.help);
+  s << "\nCluster access (for policies that read the cluster):\n" << cluster_flags_usage();
   s << "\nPolicies:\n";
   for (const auto &p : policies) {
     s << "  " << p.path() << "\n      " << p.summary << "\n";

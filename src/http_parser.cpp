@@ -154,7 +154,9 @@ HttpParse parse_http_request(std::string_view in, const HttpLimits &limits) {
   } else {
     return invalid(p, 400, "malformed request line");
   }
-  p.path = target.substr(0, target.find('?'));
+  const size_t question = target.find('?');
+  p.path = target.substr(0, question);
+  if (question != std::string_view::npos) p.query = target.substr(question + 1);
 
   bool have_length = false;
   uint64_t length = 0;

@@ -76,7 +76,7 @@ struct Connection {
 struct OffloadedRequest {
   int fd;
   uint64_t id;
-  std::string method, path, content_type, body;
+  std::string method, path, content_type, body, query;
 };
 
 // CPUs this process may really use: its affinity mask, capped by a cgroup
@@ -402,7 +402,7 @@ class HttpsServer::Loop {
       if (server_.blocking_ && server_.blocking_(p.path)) {
         auto job = std::make_shared<OffloadedRequest>(
             OffloadedRequest{c.fd, c.id, std::string(p.method), std::string(p.path),
-                             std::string(p.content_type), std::string(p.body())});
+                             std::string(p.content_type), std::string(p.body()), std::string(p.query)});
         c.state = Connection::State::Offloaded;
         c.pending_consumed = p.consumed;
         c.pending_head = head;
@@ -411,12 +411,13 @@ class HttpsServer::Loop {
         Loop *self = this;
         HttpsServer &server = server_;
         server_.workers_->enqueue([job, self, &server] {
-          HttpReply reply = server.handler_({job->method, job->path, job->content_type, job->body});
+          HttpReply reply =
+              server.handler_({job->method, job->path, job->content_type, job->body, job->query});
           self->complete(job->fd, job->id, std::move(reply));
         });
         return;
       }
-      const HttpReply reply = server_.handler_({p.method, p.path, p.content_type, p.body()});
+      const HttpReply reply = server_.handler_({p.method, p.path, p.content_type, p.body(), p.query});
       finish_request(c, reply, p.consumed, head, p.keep_alive, now);
       if (!conns_.count(fd)) return;
     }

@@ -1,11 +1,13 @@
 // hci-admission: wires flags, TLS, the policies and the server together.
 #include "hci_admission/cli.hpp"
+#include "hci_admission/kube_client.hpp"
 #include "hci_admission/logging.hpp"
 #include "hci_admission/server.hpp"
 #include "hci_admission/tls.hpp"
 #include "registry.hpp"
 
 #include <pthread.h>
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <iostream>
@@ -48,6 +50,11 @@ int main(int argc, char **argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   const auto specs = webhooks::builtin_policies();
+  if (argc > 1) {
+    for (const auto &command : webhooks::builtin_commands()) {
+      if (command.name == argv[1]) return command.run(std::vector<std::string>(argv + 2, argv + argc));
+    }
+  }
   Options options;
   try {
     options = parse_options(std::vector<std::string>(argv + 1, argv + argc), specs);
@@ -65,30 +72,41 @@ int main(int argc, char **argv) {
   if (options.cert_dir.empty()) return fail(2, "--cert-dir is required (see --help)");
   setup_logging(options.log_format, options.log_level);
 
-  auto router = std::make_shared<AdmissionRouter>();
-  std::vector<std::string> served;
-  for (const auto &spec : specs) {
-    if (!options.enabled_policies.empty() &&
-        std::find(options.enabled_policies.begin(), options.enabled_policies.end(), spec.name) ==
-            options.enabled_policies.end()) {
-      continue;
-    }
-    std::map<std::string, std::string> values;
-    for (const auto &opt : spec.options) values[opt.flag] = options.policy_options.at(opt.flag);
-    try {
-      router->add(spec, spec.build(PolicyConfig(values)));
-    } catch (const std::invalid_argument &e) {
-      return fail(2, spec.name + ": " + e.what());
-    }
-    served.push_back(spec.path());
-  }
-
   std::shared_ptr<const ServingCertificate> cert;
   try {
     cert = ServingCertificate::load(options.cert_dir);
   } catch (const TlsError &e) {
     return fail(1, e.what());
   }
+  auto enabled = [&](const PolicySpec &spec) {
+    return options.enabled_policies.empty() ||
+           std::find(options.enabled_policies.begin(), options.enabled_policies.end(), spec.name) !=
+               options.enabled_policies.end();
+  };
+  std::unique_ptr<ClusterView> cluster;
+  if (std::any_of(specs.begin(), specs.end(),
+                  [&](const PolicySpec &s) { return enabled(s) && s.reads_cluster; })) {
+    try {
+      cluster = open_cluster(options.cluster);
+    } catch (const std::exception &e) {
+      return fail(1, e.what());
+    }
+  }
+  auto router = std::make_shared<AdmissionRouter>(options.cluster.read_timeout);
+  std::vector<std::string> served;
+  for (const auto &spec : specs) {
+    if (!enabled(spec)) continue;
+    std::map<std::string, std::string> values;
+    for (const auto &opt : spec.options) values[opt.flag] = options.policy_options.at(opt.flag);
+    try {
+      router->add(spec, spec.build(PolicyConfig(values, cluster.get())));
+    } catch (const std::invalid_argument &e) {
+      std::string hint = spec.reads_cluster && !cluster ? " (or leave it out with --policies)" : "";
+      return fail(2, spec.name + ": " + e.what() + hint);
+    }
+    served.push_back(spec.path());
+  }
+
   auto tls = std::make_shared<TlsContext>(cert);
 
   std::unique_ptr<HttpsServer> server;
@@ -122,6 +140,7 @@ int main(int argc, char **argv) {
       .field("version", HCI_ADMISSION_VERSION)
       .field("address", options.server.bind_address + ":" + std::to_string(server->port()))
       .field("paths", join(served))
+      .field("cluster", cluster ? cluster->describe() : "none")
       .field("certificate", cert->subject())
       .field("names", join(cert->names()))
       .field("not_after", iso_time(cert->not_after()))

@@ -45,6 +45,22 @@ std::string object_name(const AdmissionRequest &req) {
   return req.namespace_name.empty() ? name : req.namespace_name + "/" + name;
 }
 
+// kube-apiserver sends "?timeout=10s", the webhook's timeoutSeconds. The
+// answer is due a little before, so that a slow read ends with our
+// message rather than the API server's timeout.
+std::chrono::milliseconds answer_within(std::string_view query) {
+  constexpr auto kNoLimit = std::chrono::milliseconds::max();
+  const size_t at = query.find("timeout=");
+  if (at == std::string_view::npos || (at > 0 && query[at - 1] != '&')) return kNoLimit;
+  long long seconds = 0;
+  size_t i = at + 8;
+  for (; i < query.size() && query[i] >= '0' && query[i] <= '9' && seconds < 100000; ++i)
+    seconds = seconds * 10 + (query[i] - '0');
+  if (i == at + 8 || i >= query.size() || query[i] != 's') return kNoLimit;
+  const auto total = std::chrono::milliseconds(seconds * 1000);
+  return total - std::min<std::chrono::milliseconds>(total / 5, std::chrono::seconds(1));
+}
+
 const char *outcome(const Decision &d) {
   if (!d.allowed) return "denied";
   return d.patch.empty() ? "allowed" : "patched";
@@ -54,7 +70,8 @@ const char *outcome(const Decision &d) {
 
 void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy) {
   ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
-  routes_[spec.path()] = Route{spec.name, spec.type, std::move(policy), std::move(fields), spec.may_block};
+  routes_[spec.path()] =
+      Route{spec.name, spec.type, std::move(policy), std::move(fields), spec.reads_cluster};
 }
 
 bool AdmissionRouter::may_block(std::string_view path) const {
@@ -101,10 +118,10 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
     return error_reply(415, "content type \"" + std::string(request.content_type) +
                                 "\" not supported; send application/json");
   }
-  return admit(it->second, request.body);
+  return admit(it->second, request.body, request.query);
 }
 
-HttpReply AdmissionRouter::admit(const Route &route, std::string_view body) const {
+HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std::string_view query) const {
   const auto started = std::chrono::steady_clock::now();
   DecodedReview review;
   try {
@@ -113,7 +130,8 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body) cons
     LogLine("bad admission review").field("policy", route.name).field("error", e.what()).warn();
     return error_reply(400, e.what());
   }
-  const AdmissionRequest &req = review.request;
+  AdmissionRequest &req = review.request;
+  req.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
   Decision decision;
   try {
     decision = route.policy->review(req);

@@ -2,6 +2,7 @@
 // AdmissionRequest and returns a Decision. It never sees HTTP or TLS.
 #pragma once
 
+#include "hci_admission/cluster_view.hpp"
 #include "hci_admission/json_patch.hpp"
 
 #include <nlohmann/json.hpp>
@@ -44,6 +45,9 @@ struct AdmissionRequest {
   bool dry_run = false;
   Json object;      // null when the review carries none
   Json old_object;  // null when the review carries none
+  // When the answer is due: before kube-apiserver's own timeout for the
+  // call, so that a slow cluster read ends in our message, not its.
+  Deadline deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
 };
 
 // One entry of metav1.Status details.causes.
@@ -87,13 +91,17 @@ struct PolicyOption {
 // What a policy is built from: its option values (defaults filled in).
 class PolicyConfig {
  public:
-  explicit PolicyConfig(std::map<std::string, std::string> values) : values_(std::move(values)) {}
+  explicit PolicyConfig(std::map<std::string, std::string> values, const ClusterView *cluster = nullptr)
+      : values_(std::move(values)), cluster_(cluster) {}
   // The value of one of the policy's own options; throws std::out_of_range
   // for an option the policy did not declare.
   const std::string &option(const std::string &flag) const { return values_.at(flag); }
+  // The cluster, for a policy whose spec says reads_cluster; outlives the policy.
+  const ClusterView *cluster() const { return cluster_; }
 
  private:
   std::map<std::string, std::string> values_;
+  const ClusterView *cluster_;
 };
 
 // How a policy is registered: everything the server needs to route to it,
@@ -110,9 +118,10 @@ struct PolicySpec {
   // {""} is the whole object, {} none at all (left null).
   std::vector<std::string> object_fields{""};
   std::vector<std::string> old_object_fields{""};
-  // True for a policy that may block (it reads the cluster): it then runs
-  // on a worker thread instead of the connection's event loop.
-  bool may_block = false;
+  // True for a policy that reads the cluster: it is given a ClusterView,
+  // and runs on a worker thread instead of the connection's event loop
+  // because reading may block.
+  bool reads_cluster = false;
 
   std::string path() const;
 };

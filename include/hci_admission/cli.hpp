@@ -2,10 +2,13 @@
 #pragma once
 
 #include "hci_admission/admission.hpp"
+#include "hci_admission/cluster_view.hpp"
 #include "hci_admission/logging.hpp"
 #include "hci_admission/server.hpp"
 
+#include <chrono>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -17,6 +20,24 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// How to reach the cluster, for policies that read it.
+struct ClusterAccess {
+  std::string kubeconfig;  // --kubeconfig, else $KUBECONFIG
+  std::string context;     // --kube-context, else the current context
+  std::string state_path;  // --cluster-state: offline, from files
+  std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+  std::chrono::milliseconds read_timeout{10000};
+};
+
+// Sets `access` from one of the cluster flags; false for any other flag.
+bool apply_cluster_flag(const std::string &flag, const std::string &value, ClusterAccess &access);
+// The help lines of the cluster flags.
+std::string cluster_flags_usage();
+// Offline state if given, else a kubeconfig ($KUBECONFIG too), else the
+// in-cluster service account; nullptr when none is there. Throws
+// std::runtime_error when one is given but unusable.
+std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access);
+
 struct Options {
   bool help = false;
   bool version = false;
@@ -24,6 +45,7 @@ struct Options {
   HttpsServerConfig server;
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
+  ClusterAccess cluster;
   std::vector<std::string> enabled_policies;          // empty: all
   std::map<std::string, std::string> policy_options;  // flag -> value
 };

@@ -34,6 +34,7 @@ struct HttpRequestView {
   std::string_view path;  // without the query string
   std::string_view content_type;
   std::string_view body;
+  std::string_view query = {};  // after '?', undecoded
 };
 
 struct HttpLimits {
@@ -51,6 +52,7 @@ struct HttpParse {
   bool headers_complete = false;
   std::string_view method;
   std::string_view path;
+  std::string_view query;
   std::string_view content_type;
   bool keep_alive = true;
   bool expect_continue = false;

@@ -7,6 +7,7 @@
 #include "hci_admission/review_codec.hpp"
 #include "hci_admission/tls.hpp"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,10 @@ namespace hci_admission {
 class AdmissionRouter {
  public:
   AdmissionRouter() = default;
+  // The longest a policy may take to read the cluster; kube-apiserver's
+  // ?timeout= on the request shortens it.
+  explicit AdmissionRouter(std::chrono::milliseconds cluster_read_timeout)
+      : cluster_read_timeout_(cluster_read_timeout) {}
 
   void add(const PolicySpec &spec, std::unique_ptr<Policy> policy);
 
@@ -41,8 +46,9 @@ class AdmissionRouter {
     ObjectFields fields;
     bool may_block;
   };
-  HttpReply admit(const Route &route, std::string_view body) const;
+  HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
 
+  std::chrono::milliseconds cluster_read_timeout_{10000};
   std::unordered_map<std::string, Route> routes_;
   std::function<std::string()> readiness_;
 };

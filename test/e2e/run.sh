@@ -31,10 +31,13 @@ check() { # check DESCRIPTION COMMAND...
 "$src/certs/make-certs.sh" -d 2 "$work/certs" >/dev/null 2>&1 || { echo "cannot make certificates" >&2; exit 1; }
 ca="$work/certs/ca.crt"
 
+# How the server reads the cluster unless a test says otherwise: offline.
+cluster_args=(--cluster-state "$src/test/fixtures/cluster")
+
 # start_server LOG ARGS...: starts on a free port, sets $port and $server_pid.
 start_server() {
   local log=$1; shift
-  "$bin" --cert-dir "$work/certs" --port 0 --bind 127.0.0.1 "$@" >"$log" 2>&1 &
+  "$bin" --cert-dir "$work/certs" --port 0 --bind 127.0.0.1 "${cluster_args[@]}" "$@" >"$log" 2>&1 &
   server_pid=$!
   port=""
   for _ in $(seq 1 100); do
@@ -89,6 +92,14 @@ for fixture in "$src"/test/fixtures/e2e/*.json; do
   check "$name: response echoes uid" \
     test "$(jq -r .response.uid "$resp")" = "$(jq -r .review.request.uid "$fixture")"
   check "$name: allowed" test "$(jq -r .response.allowed "$resp")" = "$(jq -r .expect.allowed "$fixture")"
+  code=$(jq -r '.expect.code // empty' "$fixture")
+  if [ -n "$code" ]; then
+    check "$name: status.code $code" test "$(jq -r .response.status.code "$resp")" = "$code"
+  fi
+  message=$(jq -r '.expect.message // empty' "$fixture")
+  if [ -n "$message" ]; then
+    check "$name: message has '$message'" bash -c "jq -r .response.status.message '$resp' | grep -qF -- '$message'"
+  fi
   warning=$(jq -r '.expect.warning // empty' "$fixture")
   if [ -n "$warning" ]; then
     check "$name: warning mentions '$warning'" \
@@ -229,7 +240,15 @@ startup_error "bad port" "port" --cert-dir "$work/certs" --port 70000
 startup_error "bad log format" "log-format" --cert-dir "$work/certs" --log-format xml
 startup_error "bad selector" "csi-controller-placement" --cert-dir "$work/certs" --csi-controller-selector "=x"
 start_server "$work/first.log"
-startup_error "port already in use" "cannot listen" --cert-dir "$work/certs" --bind 127.0.0.1 --port "$port"
+startup_error "port already in use" "cannot listen" --cert-dir "$work/certs" --bind 127.0.0.1 --port "$port" \
+  --cluster-state "$src/test/fixtures/cluster"
+startup_error "upgrade guard without cluster access" "upgrade-guard: needs cluster access" --cert-dir "$work/certs"
+startup_error "cluster state that does not exist" "does not exist" --cert-dir "$work/certs" --cluster-state /nowhere
+startup_error "kubeconfig that does not exist" "cannot read kubeconfig" --cert-dir "$work/certs" --kubeconfig /nowhere
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+
+# --- the upgrade guard against a live (fake) Kubernetes API server
+source "$src/test/e2e/live_cluster.sh"
 
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""A stand-in for kube-apiserver in tests: a real HTTPS server (its own CA)
+answering the real LIST paths in the real list format, with pagination
+(limit/continue), bearer-token checks, and failures and delays on demand.
+
+  fake_apiserver.py --certs DIR [--port N] [--state FILE_OR_DIR]
+                    [--volumes N] [--nodes N] [--token T]
+
+Prints "listening on PORT" once ready. Control, over the same TLS port:
+  POST /_control  {"fail": 401|403|404|500|503|"garbage"|"close"|"notalist"|null,
+                   "delay": seconds, "expire_continue": bool, "tokens": [..]}
+  GET  /_stats    {"lists": N, "pages": N, "authorizations": [...]}
+"""
+import argparse
+import base64
+import glob
+import json
+import os
+import ssl
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+LOCK = threading.Lock()
+CONTROL = {"fail": None, "delay": 0.0, "expire_continue": False, "tokens": None}
+STATS = {"lists": 0, "pages": 0, "authorizations": []}
+OBJECTS = {}  # (group, kind) -> list of objects
+PAGE_CACHE = {}
+
+
+def volume(i, replicas, state, ns, pvc):
+    name = f"pvc-{i:08d}-5d4e-4a9b-9c3f-{i:012d}"
+    kube = {"namespace": ns, "pvcName": pvc, "pvName": name, "pvStatus": "Bound", "lastPVCRefAt": "",
+            "lastPodRefAt": "", "workloadsStatus": [{"podName": f"{pvc}-0", "podStatus": "Running",
+                                                     "workloadName": pvc, "workloadType": "StatefulSet"}]}
+    return {
+        "apiVersion": "longhorn.io/v1beta2", "kind": "Volume",
+        "metadata": {"name": name, "namespace": "longhorn-system", "uid": f"0000-{i}", "resourceVersion": str(1000 + i),
+                     "generation": 3, "creationTimestamp": "2026-01-02T03:04:05Z",
+                     "labels": {"longhornvolume": name, "recurring-job-group.longhorn.io/default": "enabled"},
+                     "finalizers": ["longhorn.io"]},
+        "spec": {"numberOfReplicas": replicas, "size": "10737418240", "frontend": "blockdev", "dataEngine": "v1",
+                 "accessMode": "rwo", "migratable": False, "encrypted": False, "dataLocality": "disabled",
+                 "staleReplicaTimeout": 30, "nodeID": "" if state == "detached" else "node-1",
+                 "replicaAutoBalance": "ignored", "revisionCounterDisabled": True, "snapshotDataIntegrity": "ignored",
+                 "backupCompressionMethod": "lz4", "unmapMarkSnapChainRemoved": "ignored",
+                 "diskSelector": [], "nodeSelector": [], "fromBackup": "", "image": "longhornio/longhorn-engine:v1.8.1"},
+        "status": {"state": state, "robustness": "healthy" if state == "attached" else "unknown",
+                   "currentNodeID": "" if state == "detached" else "node-1", "actualSize": 1048576 * (i % 97),
+                   "frontendDisabled": False, "lastBackup": "", "expansionRequired": False,
+                   "kubernetesStatus": kube, "ownerID": "node-1", "shareState": "", "currentImage": "longhornio/longhorn-engine:v1.8.1",
+                   "conditions": [{"type": t, "status": "False", "reason": "", "message": "",
+                                   "lastProbeTime": "", "lastTransitionTime": "2026-01-02T03:04:05Z"}
+                                  for t in ("TooManySnapshots", "Scheduled", "Restore", "WaitForBackingImage")]},
+    }
+
+
+def load_state(path):
+    files = sorted(glob.glob(os.path.join(path, "*.json"))) if os.path.isdir(path) else [path]
+    for f in files:
+        doc = json.load(open(f))
+        items = doc["items"] if "items" in doc else [doc]
+        for o in items:
+            if "kind" not in o and doc.get("kind", "").endswith("List") and doc["kind"] != "List":
+                o = dict(o, kind=doc["kind"][:-4], apiVersion=doc["apiVersion"])
+            add(o)
+
+
+def add(o):
+    group = o["apiVersion"].split("/")[0] if "/" in o["apiVersion"] else ""
+    OBJECTS.setdefault((group, o["kind"]), []).append(o)
+
+
+def page(group, kind, version, ns, limit, offset):
+    key = (group, kind, ns, limit, offset)
+    with LOCK:
+        if key in PAGE_CACHE:
+            return PAGE_CACHE[key]
+    items = [o for o in OBJECTS.get((group, kind), []) if not ns or o["metadata"].get("namespace") == ns]
+    chunk = items[offset:offset + limit] if limit else items[offset:]
+    meta = {"resourceVersion": "12345"}
+    if limit and offset + limit < len(items):
+        meta["continue"] = base64.b64encode(json.dumps({"offset": offset + limit, "rv": 12345}).encode()).decode()
+    api_version = f"{group}/{version}" if group else version
+    body = json.dumps({"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta, "items": chunk},
+                      separators=(",", ":")).encode()
+    with LOCK:
+        PAGE_CACHE[key] = body
+    return body
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, body, content_type="application/json"):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def status(self, code, reason, message):
+        self.reply(code, json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                     "message": message, "reason": reason, "code": code}).encode())
+
+    def do_POST(self):
+        if self.path != "/_control":
+            return self.status(405, "MethodNotAllowed", "only GET")
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with LOCK:
+            CONTROL.update(body)
+        self.reply(200, b"{}")
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path == "/_stats":
+            with LOCK:
+                return self.reply(200, json.dumps(STATS).encode())
+        with LOCK:
+            control = dict(CONTROL)
+            STATS["pages"] += 1
+            STATS["authorizations"].append(self.headers.get("Authorization", ""))
+            del STATS["authorizations"][:-20]
+        if control["delay"]:
+            time.sleep(control["delay"])
+        tokens = control["tokens"]
+        if tokens is not None and self.headers.get("Authorization", "") not in [f"Bearer {t}" for t in tokens]:
+            return self.status(401, "Unauthorized", "Unauthorized")
+        fail = control["fail"]
+        if fail == "close":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if fail == "garbage":
+            return self.reply(200, b"<html>this is not the API server</html>", "text/html")
+        if fail == "notalist":
+            return self.reply(200, b'{"kind":"Status","apiVersion":"v1"}')
+        if isinstance(fail, int):
+            reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 500: "InternalError", 503: "ServiceUnavailable"}
+            return self.status(fail, reasons.get(fail, "Unknown"),
+                               f'volumes.longhorn.io is {reasons.get(fail, "failing").lower()} (injected by the test)')
+        parts = url.path.strip("/").split("/")
+        # /api/v1/nodes | /apis/G/V/volumes | /apis/G/V/namespaces/NS/volumes
+        if parts[0] == "api" and len(parts) >= 3:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[0] == "apis" and len(parts) >= 4:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            return self.status(404, "NotFound", "the server could not find the requested resource")
+        ns = ""
+        if len(rest) == 3 and rest[0] == "namespaces":
+            ns, rest = rest[1], rest[2:]
+        if len(rest) != 1:
+            return self.status(404, "NotFound", "the server could not find the requested resource")
+        kinds = {"nodes": "Node", "volumes": "Volume", "upgrades": "Upgrade"}
+        if rest[0] not in kinds or (group, rest[0]) not in {("", "nodes"), ("longhorn.io", "volumes")}:
+            return self.status(404, "NotFound", "the server could not find the requested resource")
+        q = parse_qs(url.query)
+        limit = int(q.get("limit", ["0"])[0])
+        offset = 0
+        if "continue" in q:
+            if control["expire_continue"]:
+                with LOCK:
+                    CONTROL["expire_continue"] = False
+                return self.status(410, "Expired", "The provided continue parameter is too old")
+            offset = json.loads(base64.b64decode(q["continue"][0]))["offset"]
+        else:
+            with LOCK:
+                STATS["lists"] += 1
+        self.reply(200, page(group, kinds[rest[0]], version, ns, limit, offset))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--certs", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--state")
+    ap.add_argument("--volumes", type=int, default=0, help="generate N volumes, 1 in 50 single-replica detached")
+    ap.add_argument("--nodes", type=int, default=0)
+    ap.add_argument("--token")
+    a = ap.parse_args()
+    if a.state:
+        load_state(a.state)
+    for i in range(a.nodes):
+        add({"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i}"}})
+    for i in range(a.volumes):
+        single = i % 50 == 0
+        add(volume(i, 1 if single else 3, "detached" if single else "attached", f"ns-{i % 7}", f"data-{i}"))
+    if a.token:
+        CONTROL["tokens"] = [a.token]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(a.certs, "tls.crt"), os.path.join(a.certs, "tls.key"))
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    server.daemon_threads = True
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print(f"listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
