@@ -24,6 +24,7 @@ const FlagHelp kClusterFlags[] = {
     {"cluster-read-timeout", "DURATION", "longest a cluster read may take (default 10s)"},
     {"service-account-dir", "DIR",
      "in-cluster credentials (default /var/run/secrets/kubernetes.io/serviceaccount)"},
+    {"cluster-page-size", "N", "objects per LIST page (default 500, as kubectl)"},
 };
 
 const FlagHelp kServerFlags[] = {
@@ -235,6 +236,9 @@ bool apply_cluster_flag(const std::string &flag, const std::string &value, Clust
     access.service_account_dir = value;
   } else if (flag == "cluster-read-timeout") {
     access.read_timeout = at_least_a_second(flag, value);
+  } else if (flag == "cluster-page-size") {
+    access.page_size = parse_unsigned(flag, value, 100000);
+    if (access.page_size == 0) throw UsageError("--cluster-page-size must be at least 1");
   } else {
     return false;
   }
@@ -264,10 +268,12 @@ std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access) {
     kubeconfig = kubeconfig.substr(0, kubeconfig.find(':'));  // the first file of a list
   }
   if (!kubeconfig.empty()) {
-    return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfig(kubeconfig, access.context));
+    return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfig(kubeconfig, access.context),
+                                             access.page_size);
   }
   if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) {
-    return std::make_unique<LiveClusterView>(KubeCredentials::in_cluster(access.service_account_dir));
+    return std::make_unique<LiveClusterView>(KubeCredentials::in_cluster(access.service_account_dir),
+                                             access.page_size);
   }
   return nullptr;
 }

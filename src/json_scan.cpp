@@ -74,12 +74,14 @@ class JsonValidator {
     if (stack_.size() >= max_depth_) fail("JSON nested too deeply");
     stack_.push_back(static_cast<uint32_t>(index_.containers_.size()));
     open_chars_.push_back(*p_);
-    index_.containers_.emplace_back(static_cast<uint32_t>(p_ - begin_), 0);
+    index_.containers_.push_back({static_cast<uint32_t>(p_ - begin_), 0, 0});
   }
 
   // p_ is just past the closing bracket.
   void close() {
-    index_.containers_[stack_.back()].second = static_cast<uint32_t>(p_ - begin_);
+    auto &c = index_.containers_[stack_.back()];
+    c.end = static_cast<uint32_t>(p_ - begin_);
+    c.after = static_cast<uint32_t>(index_.containers_.size());
     stack_.pop_back();
     open_chars_.pop_back();
   }
@@ -303,9 +305,19 @@ JsonIndex validate_json(std::string_view text, size_t max_depth) {
 }
 
 size_t JsonIndex::container_end(size_t start) const {
-  auto it = std::lower_bound(containers_.begin(), containers_.end(), start,
-                             [](const std::pair<uint32_t, uint32_t> &c, size_t s) { return c.first < s; });
-  return it->second;
+  size_t i;
+  if (child_ < containers_.size() && containers_[child_].open == start) {
+    i = child_;
+  } else if (sibling_ < containers_.size() && containers_[sibling_].open == start) {
+    i = sibling_;
+  } else {
+    auto it = std::lower_bound(containers_.begin(), containers_.end(), start,
+                               [](const Container &c, size_t s) { return c.open < s; });
+    i = static_cast<size_t>(it - containers_.begin());
+  }
+  child_ = i + 1;
+  sibling_ = containers_[i].after;
+  return containers_[i].end;
 }
 
 JsonView::JsonView(const JsonIndex &index) : raw_(index.text()), index_(&index) {

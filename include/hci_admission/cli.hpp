@@ -27,6 +27,7 @@ struct ClusterAccess {
   std::string state_path;  // --cluster-state: offline, from files
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
   std::chrono::milliseconds read_timeout{10000};
+  size_t page_size = 500;  // items per LIST page
 };
 
 // Sets `access` from one of the cluster flags; false for any other flag.

@@ -41,7 +41,18 @@ class JsonIndex {
  private:
   friend class JsonValidator;
   std::string_view text_;
-  std::vector<std::pair<uint32_t, uint32_t>> containers_;  // (open, end), by open
+  struct Container {
+    uint32_t open;   // offset of the bracket
+    uint32_t end;    // offset just past the closing bracket
+    uint32_t after;  // index of the first container opened after this one closes
+  };
+  std::vector<Container> containers_;  // in the order they open
+  // A walk asks in document order: for the first child of the container it
+  // last skipped (it descends) or for the next sibling (it moves on).
+  // Checking those two first avoids a binary search per member. One walker
+  // per index at a time.
+  mutable size_t child_ = 0;
+  mutable size_t sibling_ = 0;
 };
 
 // Throws JsonSyntaxError unless `text` is exactly one JSON value (RFC 8259)
