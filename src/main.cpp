@@ -96,6 +96,15 @@ int main(int argc, char **argv) {
   std::vector<std::string> served;
   for (const auto &spec : specs) {
     if (!enabled(spec)) continue;
+    if (spec.reads_cluster && !cluster && options.enabled_policies.empty()) {
+      // Asked for by default only: serve the rest, and say why this one is
+      // not there. Named in --policies, it is an error (below).
+      LogLine("policy not served: no cluster access")
+          .field("policy", spec.name)
+          .field("hint", "give --kubeconfig, run in a cluster, or --cluster-state")
+          .warn();
+      continue;
+    }
     std::map<std::string, std::string> values;
     for (const auto &opt : spec.options) values[opt.flag] = options.policy_options.at(opt.flag);
     try {

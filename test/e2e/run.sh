@@ -242,7 +242,16 @@ startup_error "bad selector" "csi-controller-placement" --cert-dir "$work/certs"
 start_server "$work/first.log"
 startup_error "port already in use" "cannot listen" --cert-dir "$work/certs" --bind 127.0.0.1 --port "$port" \
   --cluster-state "$src/test/fixtures/cluster"
-startup_error "upgrade guard without cluster access" "upgrade-guard: needs cluster access" --cert-dir "$work/certs"
+startup_error "upgrade guard named without cluster access" "upgrade-guard: needs cluster access" --cert-dir "$work/certs" \
+  --policies upgrade-guard
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+cluster_args=()
+start_server "$work/nocluster.log"
+check "without cluster access the guard is left out, with a warning" \
+  grep -q 'policy not served: no cluster access policy=upgrade-guard' "$work/nocluster.log"
+check "without cluster access the mutating policies are served" test "$(post $csi "$work/good.json")" = 200
+check "without cluster access the guard's path is not found" test "$(post /validate/upgrade-guard "$work/good.json")" = 404
+cluster_args=(--cluster-state "$src/test/fixtures/cluster")
 startup_error "cluster state that does not exist" "does not exist" --cert-dir "$work/certs" --cluster-state /nowhere
 startup_error "kubeconfig that does not exist" "cannot read kubeconfig" --cert-dir "$work/certs" --kubeconfig /nowhere
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
