@@ -289,6 +289,12 @@ class HttpsServer::Loop {
     }
     if ((events & EPOLLOUT) && c.out_sent < c.out.size()) {
       if (!flush(c, now)) return;
+      // Requests that came in while the answer was stuck are waiting in
+      // the buffer; no further input may come to wake them.
+      if (c.out_sent >= c.out.size() && !(events & EPOLLIN)) {
+        process_input(c, now);
+        return;
+      }
     }
     if (events & EPOLLIN) read_input(c, now);
   }

@@ -14,9 +14,13 @@ import sys
 import time
 
 
-def tls(port, ca):
+def tls(port, ca, rcvbuf=None):
     ctx = ssl.create_default_context(cafile=ca)
-    s = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+    s = socket.socket()
+    s.settimeout(10)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: sets the window
+    s.connect(("127.0.0.1", int(port)))
     return ctx.wrap_socket(s, server_hostname="localhost")
 
 
@@ -59,6 +63,22 @@ def main():
             statuses.append(status)
         print("statuses", statuses)
         return statuses == [200, 200, 200]
+    if cmd == "pipeline-slow-reader":
+        # Many pipelined requests while not reading: the answers back up
+        # until the server must wait to write; then every one must come.
+        port, ca, body_file, path, count = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
+        body = open(body_file, "rb").read()
+        req = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        s = tls(port, ca, rcvbuf=4096)
+        s.sendall(req * count)
+        time.sleep(1)
+        buf, ok = b"", 0
+        for _ in range(count):
+            status, _, buf = read_response(s, buf)
+            ok += status == 200
+        print(f"{ok} of {count} answered")
+        return ok == count
     if cmd == "slow":
         port, ca, seconds = sys.argv[2], sys.argv[3], float(sys.argv[4])
         s = tls(port, ca)
