@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Makes a CA and a serving certificate for hci-admission with OpenSSL.
 #
-#   certs/make-certs.sh [-s SERVICE] [-n NAMESPACE] [-d DAYS] OUT_DIR
+#   certs/make-certs.sh [-s SERVICE] [-n NAMESPACE] [-d DAYS] [-c CA_DIR] OUT_DIR
 #
+# With -c, the serving certificate is signed by the CA already in CA_DIR
+# (ca.crt, ca.key) instead of a new one: a rotation clients keep trusting.
 # Writes OUT_DIR/{ca.crt,ca.key,tls.crt,tls.key} (the layout of a Kubernetes
 # TLS Secret plus the CA) and prints the base64 caBundle for the webhook
 # configurations as the last line. The serving certificate's SANs are
@@ -14,12 +16,14 @@ set -euo pipefail
 service=hci-admission
 namespace=hci-admission
 days=365
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-while getopts "s:n:d:h" opt; do
+ca_dir=""
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+while getopts "s:n:d:c:h" opt; do
   case "$opt" in
     s) service=$OPTARG ;;
     n) namespace=$OPTARG ;;
     d) days=$OPTARG ;;
+    c) ca_dir=$OPTARG ;;
     h) usage 0 ;;
     *) usage ;;
   esac
@@ -35,11 +39,16 @@ umask 077
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-  -keyout "$out/ca.key" -out "$out/ca.crt" -days "$days" \
-  -subj "/CN=hci-admission CA" \
-  -addext "basicConstraints=critical,CA:TRUE" \
-  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+if [ -n "$ca_dir" ]; then
+  [ -f "$ca_dir/ca.crt" ] && [ -f "$ca_dir/ca.key" ] || { echo "make-certs: no ca.crt and ca.key in $ca_dir" >&2; exit 1; }
+  [ "$(realpath "$ca_dir")" = "$(realpath "$out")" ] || cp "$ca_dir/ca.crt" "$ca_dir/ca.key" "$out/"
+else
+  openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -keyout "$out/ca.key" -out "$out/ca.crt" -days "$days" \
+    -subj "/CN=hci-admission CA" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+fi
 
 cat > "$work/leaf.ext" <<EXT
 basicConstraints=critical,CA:FALSE

@@ -40,6 +40,11 @@ const FlagHelp kServerFlags[] = {
     {"idle-timeout", "DURATION", "close a keep-alive connection idle this long (default 120s)"},
     {"read-timeout", "DURATION", "time a client has to send a whole request (default 10s)"},
     {"write-timeout", "DURATION", "give up on a client that stops reading (default 10s)"},
+    {"shutdown-delay", "DURATION",
+     "after SIGTERM/SIGINT: report not ready, keep serving this long, then stop (default 5s; a second signal "
+     "skips it)"},
+    {"cert-reload-interval", "DURATION",
+     "how often --cert-dir is checked for a new certificate (default 2s)"},
     {"log-format", "text|json", "log line format (default text)"},
     {"log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)"},
     {"help", "", "print this help and exit"},
@@ -204,6 +209,20 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       o.server.read_timeout = at_least_a_second(flag, value);
     } else if (flag == "write-timeout") {
       o.server.write_timeout = at_least_a_second(flag, value);
+    } else if (flag == "shutdown-delay") {
+      try {
+        o.shutdown_delay = parse_duration(value);
+      } catch (const std::invalid_argument &e) {
+        throw UsageError("--shutdown-delay: " + std::string(e.what()));
+      }
+    } else if (flag == "cert-reload-interval") {
+      try {
+        o.cert_reload_interval = parse_duration(value);
+      } catch (const std::invalid_argument &e) {
+        throw UsageError("--cert-reload-interval: " + std::string(e.what()));
+      }
+      if (o.cert_reload_interval.count() < 100)
+        throw UsageError("--cert-reload-interval must be at least 100ms");
     } else if (flag == "log-format") {
       if (value == "text") {
         o.log_format = LogFormat::Text;

@@ -557,12 +557,26 @@ class HttpsServer::Loop {
   void begin_stop() {
     stop_seen_ = true;
     if (listen_fd_ >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    // Once no loop accepts, new connections are refused at once rather than
+    // left waiting in the backlog of a server that is going away.
+    if (++server_.loops_stopped_ == server_.loops_.size() && server_.listen_fd_ >= 0) {
+      // Connections the kernel already accepted would be reset by the
+      // close: take them in first; they are answered, then closed.
+      const auto now = Clock::now();
+      for (int fd; (fd = accept4(server_.listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+        ++server_.connections_;
+        ++load_;
+        open(fd, now);
+      }
+      close(server_.listen_fd_);
+      server_.listen_fd_ = -1;
+    }
     std::vector<Connection *> idle;
     for (auto &entry : conns_) {
       Connection &c = *entry.second;
       if (c.state == Connection::State::Open && c.in.empty() && c.out_sent >= c.out.size())
         idle.push_back(&c);
-      if (c.state == Connection::State::Handshake) idle.push_back(&c);
+      // A handshake started before the stop is finished and answered.
     }
     for (Connection *c : idle) {
       if (c->state == Connection::State::Open) SSL_shutdown(c->ssl);

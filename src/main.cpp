@@ -128,7 +128,9 @@ int main(int argc, char **argv) {
     return fail(1, e.what());
   }
   HttpsServer *srv = server.get();
-  router->set_readiness([srv, tls]() -> std::string {
+  std::atomic<bool> draining{false};
+  router->set_readiness([srv, tls, &draining]() -> std::string {
+    if (draining) return "shutting down";
     if (!srv->listening()) return "not listening";
     auto c = tls->current();
     if (!c || !c->valid_at(std::chrono::system_clock::now())) return "no valid serving certificate";
@@ -140,7 +142,21 @@ int main(int argc, char **argv) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     if (!signalled.exchange(true)) {
-      LogLine("stopping").field("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT").info();
+      // Not ready at once, but still serving: kube-proxy and the API server
+      // need a few seconds to stop sending here (the most reported webhook
+      // outage: a pod that stops listening before its endpoint is gone).
+      draining = true;
+      LogLine("stopping: not ready, still serving")
+          .field("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT")
+          .field("delay_ms", static_cast<long long>(options.shutdown_delay.count()))
+          .info();
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(options.shutdown_delay);
+      timespec wait{static_cast<time_t>(secs.count()),
+                    static_cast<long>((options.shutdown_delay - secs).count() * 1000000)};
+      if (options.shutdown_delay.count() > 0 && sigtimedwait(&stop_signals, nullptr, &wait) > 0) {
+        LogLine("second signal: stopping now").info();
+      }
+      LogLine("closing the listener; finishing requests in flight").info();
     }
     srv->stop();
   });
@@ -154,6 +170,7 @@ int main(int argc, char **argv) {
       .field("names", join(cert->names()))
       .field("not_after", iso_time(cert->not_after()))
       .info();
+  CertificateReloader reloader(options.cert_dir, tls, options.cert_reload_interval);
   server->serve();
   if (!signalled.exchange(true)) {
     // Stopped without a signal: wake the waiter so it can be joined.

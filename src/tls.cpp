@@ -5,7 +5,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "hci_admission/logging.hpp"
+
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <ctime>
@@ -182,6 +185,56 @@ bool TlsContext::configure(SSL_CTX &ctx) {
   SSL_CTX_set_cert_cb(&ctx, &TlsContext::on_handshake, this);
   SSL_CTX_set_alpn_select_cb(&ctx, select_http11, nullptr);
   return true;
+}
+
+CertificateReloader::CertificateReloader(std::string cert_dir, std::shared_ptr<TlsContext> tls,
+                                         std::chrono::milliseconds interval)
+    : cert_dir_(std::move(cert_dir)), tls_(std::move(tls)), interval_(interval) {
+  last_ = fingerprint();
+  thread_ = std::thread([this] { run(); });
+}
+
+CertificateReloader::~CertificateReloader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+std::string CertificateReloader::fingerprint() const {
+  std::string out;
+  for (const char *name : {"/tls.crt", "/tls.key"}) {
+    struct stat st {};
+    if (stat((cert_dir_ + name).c_str(), &st) != 0) return "missing";
+    out += std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) +
+           ":" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
+  }
+  return out;
+}
+
+void CertificateReloader::run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+    const std::string now = fingerprint();
+    if (now == last_) continue;
+    try {
+      auto next = ServingCertificate::load(cert_dir_);
+      tls_->replace(next);
+      last_ = now;
+      ++reloads_;
+      LogLine("certificate reloaded")
+          .field("subject", next->subject())
+          .field("not_after", format_time(next->not_after()))
+          .field("reloads", reloads_.load())
+          .info();
+    } catch (const TlsError &e) {
+      // Often a Secret caught mid-update; the next tick sees it whole.
+      ++errors_;
+      LogLine("certificate not reloaded; still serving the previous one").field("error", e.what()).warn();
+    }
+  }
 }
 
 }  // namespace hci_admission

@@ -46,6 +46,9 @@ struct Options {
   HttpsServerConfig server;
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
+  // After SIGTERM: not ready at once, still serving this long, then stop.
+  std::chrono::milliseconds shutdown_delay{5000};
+  std::chrono::milliseconds cert_reload_interval{2000};
   ClusterAccess cluster;
   std::vector<std::string> enabled_policies;          // empty: all
   std::map<std::string, std::string> policy_options;  // flag -> value

@@ -125,6 +125,7 @@ class HttpsServer {
   std::atomic<bool> listening_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> connections_{0};
+  std::atomic<size_t> loops_stopped_{0};  // the last loop to stop closes the listener
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<class WorkerPool> workers_;
 };

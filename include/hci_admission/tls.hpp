@@ -4,11 +4,14 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace hci_admission {
@@ -68,6 +71,38 @@ class TlsContext {
   static int on_handshake(SSL *ssl, void *self);
   mutable std::mutex mutex_;
   std::shared_ptr<const ServingCertificate> current_;
+};
+
+// Watches --cert-dir and puts a new certificate into service within
+// seconds of a change, without a restart: a Secret volume update swaps a
+// symlink, so the files' identity (device, inode, size, mtime) is polled.
+// A half-written pair (a new certificate next to the old key) fails to
+// load and is tried again on the next tick; the old one stays in service.
+class CertificateReloader {
+ public:
+  CertificateReloader(std::string cert_dir, std::shared_ptr<TlsContext> tls,
+                      std::chrono::milliseconds interval = std::chrono::seconds(2));
+  ~CertificateReloader();
+  CertificateReloader(const CertificateReloader &) = delete;
+  CertificateReloader &operator=(const CertificateReloader &) = delete;
+
+  size_t reloads() const { return reloads_; }
+  size_t errors() const { return errors_; }
+
+ private:
+  std::string fingerprint() const;
+  void run();
+
+  std::string cert_dir_;
+  std::shared_ptr<TlsContext> tls_;
+  std::chrono::milliseconds interval_;
+  std::string last_;
+  std::atomic<size_t> reloads_{0};
+  std::atomic<size_t> errors_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 }  // namespace hci_admission

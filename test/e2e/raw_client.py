@@ -8,9 +8,12 @@
 
 Prints one line; exits 0 when the server behaved as it should.
 """
+import http.client
+import json
 import socket
 import ssl
 import sys
+import threading
 import time
 
 
@@ -117,6 +120,65 @@ def main():
             except (OSError, EOFError, ssl.SSLError):
                 pass
         print(f"kept {kept} of {count}")
+        return True
+    if cmd == "load":
+        # Steady load until SECONDS pass: keep-alive connections posting a
+        # review; reconnects as clients do. Reports failures before the
+        # first refused connection (the listener closing), which must be 0.
+        port, ca, body_file, path, seconds, conns, out = sys.argv[2:9]
+        body = open(body_file, "rb").read()
+        ctx = ssl.create_default_context(cafile=ca)
+        end = time.time() + float(seconds)
+        lock = threading.Lock()
+        result = {"ok": 0, "refused": 0, "first_refused": None, "failures": [], "serials": []}
+
+        def worker():
+            conn = None
+            while time.time() < end:
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPSConnection("localhost", int(port), context=ctx, timeout=5)
+                        conn.connect()
+                        serial = conn.sock.getpeercert()["serialNumber"]
+                        with lock:
+                            if serial not in result["serials"]:
+                                result["serials"].append(serial)
+                    conn.request("POST", path, body, {"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    data = r.read()
+                    with lock:
+                        if r.status == 200 and b'"allowed":true' in data:
+                            result["ok"] += 1
+                        else:
+                            result["failures"].append([time.time(), f"HTTP {r.status}"])
+                    if r.getheader("Connection", "").lower() == "close":
+                        conn.close()
+                        conn = None
+                except ConnectionRefusedError:
+                    with lock:
+                        result["refused"] += 1
+                        result["first_refused"] = result["first_refused"] or time.time()
+                    conn = None
+                    time.sleep(0.05)
+                except (OSError, http.client.HTTPException) as e:
+                    with lock:
+                        result["failures"].append([time.time(), repr(e)])
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+
+        threads = [threading.Thread(target=worker) for _ in range(int(conns))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cut = result["first_refused"] or float("inf")
+        result["failures_before_close"] = [f for f in result["failures"] if f[0] < cut]
+        json.dump(result, open(out, "w"))
+        print(f"ok {result['ok']}, failures before the listener closed {len(result['failures_before_close'])}, "
+              f"refused after {result['refused']}")
+        for when, what in result["failures_before_close"][:5]:
+            print(f"  failure {what} at {when - (result['first_refused'] or when):+.3f}s from the close")
         return True
     raise SystemExit(f"unknown probe {cmd}")
 
