@@ -18,7 +18,7 @@ for line in open(sys.argv[1]):
     out = r.get("stdout", "")
     m = re.search(r"All tests passed \(\d+ assertions? in (\d+) test cases?\)", out)
     f = re.search(r"test cases:\s+(\d+) \|\s+(\d+) passed \|\s+(\d+) failed", out)
-    e = re.search(r"^e2e: (\d+) passed, (\d+) failed", out, re.M)
+    e = re.search(r"^\w+: (\d+) passed, (\d+) failed", out, re.M)
     if m:
         ok += int(m.group(1))
     elif f:

@@ -315,6 +315,11 @@ std::string usage(const std::vector<PolicySpec> &policies) {
   s << "\nPolicies:\n";
   for (const auto &p : policies) {
     s << "  " << p.path() << "\n      " << p.summary << "\n";
+    if (!p.cluster_reads.empty()) {
+      s << "      reads the cluster:";
+      for (size_t i = 0; i < p.cluster_reads.size(); ++i) s << (i ? ", " : " ") << p.cluster_reads[i];
+      s << "\n";
+    }
     for (const auto &opt : p.options) {
       line(opt.flag, "VALUE",
            opt.help + "\n" + std::string(38, ' ') + "(default \"" + opt.default_value + "\")");

@@ -67,6 +67,7 @@ PolicySpec UpgradeGuard::spec() {
   s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/annotations"};
   s.old_object_fields = {};
   s.reads_cluster = true;
+  s.cluster_reads = {"list nodes", "list volumes.longhorn.io in the Longhorn namespace"};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
     if (config.cluster() == nullptr) {
       throw std::invalid_argument(

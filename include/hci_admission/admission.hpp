@@ -122,6 +122,9 @@ struct PolicySpec {
   // and runs on a worker thread instead of the connection's event loop
   // because reading may block.
   bool reads_cluster = false;
+  // What it reads, for --help and for RBAC to match: "list nodes",
+  // "list volumes.longhorn.io in longhorn-system".
+  std::vector<std::string> cluster_reads;
 
   std::string path() const;
 };

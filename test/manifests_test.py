@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""Renders every kustomize entry point in manifests/ and checks the output's
+structure against the binary: webhook paths it serves, policy types, the
+policies each overlay enables, RBAC matching the reads the code declares
+(hci-admission --help, "reads the cluster"), and the Deployment's safety
+settings.
+
+  manifests_test.py BINARY SOURCE_DIR
+Prints "manifests: N passed, N failed"; exit 1 on any failure.
+"""
+import re
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+binary, src = sys.argv[1], sys.argv[2]
+passed = failed = 0
+
+
+def check(what, ok):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print(f"FAIL: {what}", file=sys.stderr)
+
+
+def render(path):
+    out = subprocess.run(["kubectl", "kustomize", f"{src}/manifests/{path}"], capture_output=True, text=True)
+    check(f"kubectl kustomize {path}: {out.stderr.strip()}", out.returncode == 0)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+if not shutil.which("kubectl"):
+    print("manifests: kubectl (with kustomize) is needed to render manifests/", file=sys.stderr)
+    print("manifests: 0 passed, 1 failed")
+    sys.exit(1)
+
+# What the binary serves: paths, types, defaults and cluster reads.
+help_text = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
+served = {}  # path -> {"reads": [...]}
+current = None
+for line in help_text.splitlines():
+    m = re.match(r"^  (/(mutate|validate)/[a-z-]+)$", line)
+    if m:
+        current = m.group(1)
+        served[current] = {"reads": []}
+    elif current and "reads the cluster:" in line:
+        served[current]["reads"] = [r.strip() for r in line.split(":", 1)[1].split(",")]
+selector_default = re.search(r'--csi-controller-selector VALUE.*?\(default "([^"]+)"\)', help_text, re.S).group(1)
+check("the binary lists its policies in --help", len(served) >= 3)
+
+render("base")
+overlays = {"harvester": {"upgrade-guard", "kubevirt-infra-placement"}, "guest-cluster": {"csi-controller-placement"}}
+for overlay, expected_policies in overlays.items():
+    docs = render(f"overlays/{overlay}")
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "Certificate", "Issuer"):
+        check(f"{overlay}: has a {kind}", kind in by_kind)
+
+    # Webhooks: every path served by the binary, with the right type and settings.
+    paths = set()
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        for config in by_kind.get(kind, []):
+            check(f"{overlay}: {config['metadata']['name']} gets its CA from cert-manager",
+                  config["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
+                  == "hci-admission/hci-admission-serving")
+            for hook in config["webhooks"]:
+                name = hook["name"]
+                path = hook["clientConfig"]["service"]["path"]
+                paths.add(path)
+                check(f"{overlay}/{name}: path {path} is served by the binary", path in served)
+                check(f"{overlay}/{name}: kind matches the policy type",
+                      path.startswith("/validate/") == (kind == "ValidatingWebhookConfiguration"))
+                check(f"{overlay}/{name}: service is hci-admission/hci-admission:443",
+                      hook["clientConfig"]["service"] == {"name": "hci-admission", "namespace": "hci-admission",
+                                                          "path": path, "port": 443})
+                check(f"{overlay}/{name}: sideEffects None", hook["sideEffects"] == "None")
+                check(f"{overlay}/{name}: admissionReviewVersions v1, v1beta1",
+                      hook["admissionReviewVersions"] == ["v1", "v1beta1"])
+                check(f"{overlay}/{name}: small timeoutSeconds", 1 <= hook["timeoutSeconds"] <= 15)
+                check(f"{overlay}/{name}: failurePolicy Fail for validating, Ignore for mutating",
+                      hook["failurePolicy"] == ("Fail" if path.startswith("/validate/") else "Ignore"))
+                check(f"{overlay}/{name}: its own namespace is excluded (no self-deadlock)",
+                      {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["hci-admission"]}
+                      in hook["namespaceSelector"]["matchExpressions"])
+                rules = [(tuple(r["apiGroups"]), tuple(r["resources"]), tuple(r["operations"])) for r in hook["rules"]]
+                expected_rules = {
+                    "/validate/upgrade-guard": [(("harvesterhci.io",), ("upgrades",), ("CREATE",))],
+                    "/mutate/csi-controller-placement": [(("",), ("pods",), ("CREATE",))],
+                    "/mutate/kubevirt-infra-placement": [(("kubevirt.io",), ("kubevirts",), ("CREATE", "UPDATE"))],
+                }
+                check(f"{overlay}/{name}: rules send only what the policy handles", rules == expected_rules.get(path))
+                if path == "/mutate/csi-controller-placement":
+                    selector = dict(kv.split("=") for kv in selector_default.split(","))
+                    check(f"{overlay}/{name}: objectSelector is the controller selector",
+                          hook.get("objectSelector", {}).get("matchLabels") == selector)
+                    check(f"{overlay}/{name}: reinvocationPolicy IfNeeded", hook.get("reinvocationPolicy") == "IfNeeded")
+    registered = {p.rsplit("/", 1)[1] for p in paths}
+    check(f"{overlay}: registers exactly {sorted(expected_policies)}", registered == expected_policies)
+
+    # The Deployment enables exactly the registered policies, safely.
+    dep = by_kind["Deployment"][0]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    enabled = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--policies=")]
+    check(f"{overlay}: --policies matches the webhooks", enabled and set(enabled[0].split(",")) == registered)
+    check(f"{overlay}: 3 replicas", dep["spec"]["replicas"] == 3)
+    check(f"{overlay}: spread across nodes", pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname")
+    check(f"{overlay}: readiness on /readyz", c["readinessProbe"]["httpGet"]["path"] == "/readyz")
+    check(f"{overlay}: liveness on /healthz", c["livenessProbe"]["httpGet"]["path"] == "/healthz")
+    check(f"{overlay}: probes over HTTPS",
+          c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS" == c["livenessProbe"]["httpGet"]["scheme"])
+    sc = c["securityContext"]
+    check(f"{overlay}: non-root", pod["securityContext"]["runAsNonRoot"] is True)
+    check(f"{overlay}: read-only root filesystem", sc["readOnlyRootFilesystem"] is True)
+    check(f"{overlay}: no privilege escalation", sc["allowPrivilegeEscalation"] is False)
+    check(f"{overlay}: all capabilities dropped", sc["capabilities"]["drop"] == ["ALL"])
+    check(f"{overlay}: seccomp RuntimeDefault", pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault")
+    delay = [a for a in c["args"] if a.startswith("--shutdown-delay=")]
+    check(f"{overlay}: the shutdown delay fits the grace period",
+          delay and int(delay[0].split("=")[1].rstrip("s")) + 10 <= pod["terminationGracePeriodSeconds"])
+    check(f"{overlay}: the TLS Secret is mounted at --cert-dir",
+          "--cert-dir=/certs" in c["args"] and c["volumeMounts"][0]["mountPath"] == "/certs"
+          and pod["volumes"][0]["secret"]["secretName"] == "hci-admission-tls")
+    cert = [x for x in by_kind["Certificate"] if x["spec"]["secretName"] == "hci-admission-tls"]
+    check(f"{overlay}: the serving certificate names the service",
+          cert and "hci-admission.hci-admission.svc" in cert[0]["spec"]["dnsNames"])
+    check(f"{overlay}: the PDB keeps all but one replica", by_kind["PodDisruptionBudget"][0]["spec"]["maxUnavailable"] == 1)
+
+    # RBAC: exactly the reads the enabled policies declare, nothing more.
+    granted = set()
+    for kind in ("ClusterRole", "Role"):
+        for role in by_kind.get(kind, []):
+            for rule in role["rules"]:
+                for group in rule["apiGroups"]:
+                    for res in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            granted.add(f"{verb} {res}" + (f".{group}" if group else "")
+                                        + (f" in {role['metadata']['namespace']}" if kind == "Role" else ""))
+    declared = set()
+    for policy in registered:
+        for read in next(v["reads"] for p, v in served.items() if p.endswith("/" + policy)):
+            declared.add(read.replace("in the Longhorn namespace", "in longhorn-system"))
+    check(f"{overlay}: RBAC grants exactly what the code reads ({sorted(granted)} vs {sorted(declared)})",
+          granted == declared)
+    bindings = by_kind.get("ClusterRoleBinding", []) + by_kind.get("RoleBinding", [])
+    check(f"{overlay}: RBAC is bound to the hci-admission service account only",
+          all(b["subjects"] == [{"kind": "ServiceAccount", "name": "hci-admission", "namespace": "hci-admission"}]
+              for b in bindings))
+
+print(f"manifests: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
