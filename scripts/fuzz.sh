@@ -20,8 +20,20 @@ flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 read -r -a httplib_flags <<<"$(pkg-config --cflags cpp-httplib)"
 sources=(src/admission.cpp src/json_patch.cpp src/json_scan.cpp src/review_codec.cpp src/logging.cpp
   src/cluster_view.cpp src/cli.cpp src/kube_client.cpp src/tls.cpp src/http_parser.cpp webhooks/*.cpp)
+# The sources once (two at a time), then one link per target.
+mkdir -p "$out/obj"
+pids=()
+for src in "${sources[@]}"; do
+  obj="$out/obj/${src//\//_}.o"
+  [ "$obj" -nt "$src" ] || { clang++ "${flags[@]}" "${httplib_flags[@]}" -c "$src" -o "$obj" & pids+=($!); }
+  if [ ${#pids[@]} -ge 2 ]; then
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    pids=()
+  fi
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
 for target in review http kubeconfig; do
-  clang++ "${flags[@]}" "${httplib_flags[@]}" "test/fuzz/fuzz_$target.cpp" "${sources[@]}" -o "$out/fuzz_$target" \
+  clang++ "${flags[@]}" "${httplib_flags[@]}" "test/fuzz/fuzz_$target.cpp" "$out"/obj/*.o -o "$out/fuzz_$target" \
     -lssl -lcrypto -lspdlog -lfmt -lcpp-httplib
-  "$out/fuzz_$target" -max_total_time="$seconds" -max_len=16384 "$out/corpus/$target" 2>&1 | tail -n 1
+  echo "fuzz_$target: $("$out/fuzz_$target" -max_total_time="$seconds" -max_len=16384 "$out/corpus/$target" 2>&1 | tail -n 1)"
 done
