@@ -2,6 +2,8 @@
 // leniency has been used for request smuggling.
 #include "hci_admission/https_server.hpp"
 
+#include "hci_admission/json_patch.hpp"
+
 #include <cstdint>
 
 namespace hci_admission {
@@ -268,6 +270,13 @@ HttpParse parse_http_request(std::string_view in, const HttpLimits &limits) {
   }
   p.status = HttpParse::Status::Complete;
   return p;
+}
+
+HttpReply error_reply(int status, const std::string &message) {
+  std::string body = "{\"error\":";
+  append_json_string(body, message);
+  body += ",\"code\":" + std::to_string(status) + "}";
+  return {status, "application/json", std::move(body), ""};
 }
 
 void append_http_reply(std::string &out, const HttpReply &reply, bool head, bool close) {

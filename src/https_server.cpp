@@ -41,13 +41,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kReadChunk = 16384;
 
-std::string error_json(int status, const std::string &message) {
-  std::string out = "{\"error\":";
-  append_json_string(out, message);
-  out += ",\"code\":" + std::to_string(status) + "}";
-  return out;
-}
-
 struct Connection {
   enum class State { Handshake, Open, Offloaded, Lingering };
   int fd = -1;
@@ -392,8 +385,7 @@ class HttpsServer::Loop {
     while (c.state == Connection::State::Open && c.out_sent >= c.out.size() && !c.in.empty()) {
       HttpParse p = parse_http_request(c.in, server_.config_.limits);
       if (p.status == HttpParse::Status::Invalid) {
-        HttpReply reply{p.error_status, "application/json", error_json(p.error_status, p.error), ""};
-        send_reply(c, reply, false, true, now);
+        send_reply(c, error_reply(p.error_status, p.error), false, true, now);
         return;
       }
       if (p.status == HttpParse::Status::Incomplete) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <charconv>
+#include <ctime>
 #include <stdexcept>
 
 namespace hci_admission {
@@ -25,6 +26,15 @@ std::string json_string(std::string_view v) {
 }
 
 }  // namespace
+
+std::string format_utc(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 void setup_logging(LogFormat format, const std::string &level) {
   const auto lvl = spdlog::level::from_str(level);

@@ -23,15 +23,6 @@ std::string join(const std::vector<std::string> &items) {
   return out;
 }
 
-std::string iso_time(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 int fail(int code, const std::string &message) {
   std::cerr << "hci-admission: " << message << std::endl;
   return code;
@@ -168,7 +159,7 @@ int main(int argc, char **argv) {
       .field("cluster", cluster ? cluster->describe() : "none")
       .field("certificate", cert->subject())
       .field("names", join(cert->names()))
-      .field("not_after", iso_time(cert->not_after()))
+      .field("not_after", format_utc(cert->not_after()))
       .info();
   CertificateReloader reloader(options.cert_dir, tls, options.cert_reload_interval);
   server->serve();

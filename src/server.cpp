@@ -9,13 +9,6 @@
 namespace hci_admission {
 namespace {
 
-HttpReply error_reply(int status, const std::string &message) {
-  std::string body = "{\"error\":";
-  append_json_string(body, message);
-  body += ",\"code\":" + std::to_string(status) + "}";
-  return {status, "application/json", std::move(body), ""};
-}
-
 HttpReply text_reply(int status, std::string text) {
   return {status, "text/plain; charset=utf-8", std::move(text), ""};
 }

@@ -50,15 +50,6 @@ std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t) {
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
-std::string format_time(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 ServingCertificate::~ServingCertificate() {
@@ -105,10 +96,10 @@ std::shared_ptr<const ServingCertificate> ServingCertificate::load(const std::st
   c->not_after_ = to_time_point(X509_get0_notAfter(c->leaf_));
   const auto now = std::chrono::system_clock::now();
   if (now >= c->not_after_) {
-    throw TlsError("certificate " + cert_path + " expired at " + format_time(c->not_after_));
+    throw TlsError("certificate " + cert_path + " expired at " + format_utc(c->not_after_));
   }
   if (now < c->not_before_) {
-    throw TlsError("certificate " + cert_path + " is not valid before " + format_time(c->not_before_));
+    throw TlsError("certificate " + cert_path + " is not valid before " + format_utc(c->not_before_));
   }
 
   char subject[256];
@@ -226,7 +217,7 @@ void CertificateReloader::run() {
       ++reloads_;
       LogLine("certificate reloaded")
           .field("subject", next->subject())
-          .field("not_after", format_time(next->not_after()))
+          .field("not_after", format_utc(next->not_after()))
           .field("reloads", reloads_.load())
           .info();
     } catch (const TlsError &e) {

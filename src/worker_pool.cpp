@@ -49,14 +49,4 @@ void WorkerPool::shutdown() {
   all_exited_.wait(lock, [this] { return threads_ == 0; });
 }
 
-size_t WorkerPool::threads() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return threads_;
-}
-
-size_t WorkerPool::queued() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return jobs_.size();
-}
-
 }  // namespace hci_admission

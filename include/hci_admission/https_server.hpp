@@ -68,6 +68,9 @@ struct HttpParse {
 // Content-Length or chunked encoding, never both; no obsolete line folding).
 HttpParse parse_http_request(std::string_view input, const HttpLimits &limits);
 
+// An error answer: {"error": message, "code": status} as JSON.
+HttpReply error_reply(int status, const std::string &message);
+
 // Appends the bytes of one response to `out`.
 void append_http_reply(std::string &out, const HttpReply &reply, bool head, bool close);
 inline std::string serialize_http_reply(const HttpReply &reply, bool head, bool close) {
@@ -109,7 +112,6 @@ class HttpsServer {
   void stop();
   bool listening() const { return listening_; }
   int port() const { return port_; }
-  size_t open_connections() const { return connections_; }
 
  private:
   class Loop;

@@ -4,12 +4,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
 namespace hci_admission {
 
 enum class LogFormat { Text, Json };
+
+// "2026-11-22T12:30:41Z", for certificate dates in logs and messages.
+std::string format_utc(std::chrono::system_clock::time_point t);
 
 // Throws std::invalid_argument for an unknown level name.
 void setup_logging(LogFormat format, const std::string &level);

@@ -22,9 +22,6 @@ class WorkerPool {
   // Runs what is queued, then waits for every thread to finish.
   void shutdown();
 
-  size_t threads() const;
-  size_t queued() const;
-
  private:
   void work();
 
