@@ -51,6 +51,38 @@ const FlagHelp kServerFlags[] = {
     {"version", "", "print the version and exit"},
 };
 
+const FlagHelp kSelfManagedFlags[] = {
+    {"self-managed-certs", "NAMESPACE/NAME",
+     "keep a CA and the serving certificate in this Secret (created if missing), renew them, inject the CA "
+     "into "
+     "--self-managed-webhooks, and write them to --cert-dir (default: off, --cert-dir is given)"},
+    {"self-managed-webhooks", "LIST",
+     "webhook configurations to keep the caBundle of: validating/NAME,mutating/NAME"},
+    {"self-managed-dns-names", "LIST",
+     "serving certificate names (default hci-admission.NS.svc,hci-admission.NS.svc.cluster.local, NS the "
+     "Secret's namespace)"},
+    {"self-managed-ca-validity", "DURATION",
+     "CA lifetime; a new CA is made with a third left (default 87600h)"},
+    {"self-managed-cert-validity", "DURATION",
+     "serving certificate lifetime; renewed with a third left (default 8760h)"},
+    {"self-managed-trust-delay", "DURATION",
+     "a new CA signs only this long after every webhook configuration trusts it (default 2m)"},
+    {"self-managed-check-interval", "DURATION",
+     "how often the Secret and caBundles are checked (default 1m)"},
+};
+
+// The API calls SelfManagedCertificates makes, for RBAC (checked against
+// manifests/ by test/manifests_test.py).
+const char *const kSelfManagedCalls[] = {
+    "create secrets in the Secret's namespace",
+    "get secrets in the Secret's namespace",
+    "update secrets in the Secret's namespace",
+    "get validatingwebhookconfigurations.admissionregistration.k8s.io",
+    "patch validatingwebhookconfigurations.admissionregistration.k8s.io",
+    "get mutatingwebhookconfigurations.admissionregistration.k8s.io",
+    "patch mutatingwebhookconfigurations.admissionregistration.k8s.io",
+};
+
 unsigned long long parse_unsigned(const std::string &flag, const std::string &text, unsigned long long max) {
   if (text.empty() || !std::all_of(text.begin(), text.end(), ::isdigit)) {
     throw UsageError("--" + flag + " wants a whole number, got \"" + text + "\"");
@@ -162,14 +194,15 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       return std::any_of(std::begin(table), std::end(table),
                          [&](const FlagHelp &f) { return flag == f.flag; });
     };
-    const bool known = policy_flags.count(flag) > 0 || listed(kServerFlags) || listed(kClusterFlags);
+    const bool known = policy_flags.count(flag) > 0 || listed(kServerFlags) || listed(kClusterFlags) ||
+                       listed(kSelfManagedFlags);
     if (!known) throw UsageError("unknown flag --" + flag + " (see --help)");
     if (!has_value) {
       if (i + 1 >= args.size()) throw UsageError("--" + flag + " needs a value");
       value = args[++i];
     }
 
-    if (apply_cluster_flag(flag, value, o.cluster)) {
+    if (apply_cluster_flag(flag, value, o.cluster) || apply_self_managed_flag(flag, value, o)) {
       continue;
     } else if (flag == "cert-dir") {
       o.cert_dir = value;
@@ -241,7 +274,64 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       o.policy_options[flag] = value;
     }
   }
+  if (o.self_managed) {
+    auto &c = o.self_managed_certs;
+    if (c.dns_names.empty()) {
+      c.dns_names = {"hci-admission." + c.secret_namespace + ".svc",
+                     "hci-admission." + c.secret_namespace + ".svc.cluster.local"};
+    }
+    if (c.cert_validity > c.ca_validity) {
+      throw UsageError("--self-managed-cert-validity cannot be longer than --self-managed-ca-validity");
+    }
+    if (c.trust_delay * 6 > c.ca_validity) {
+      throw UsageError("--self-managed-trust-delay must be under a sixth of --self-managed-ca-validity");
+    }
+  } else if (std::any_of(args.begin(), args.end(),
+                         [](const std::string &a) { return a.rfind("--self-managed-", 0) == 0; })) {
+    throw UsageError("--self-managed-* flags need --self-managed-certs NAMESPACE/NAME");
+  }
   return o;
+}
+
+bool apply_self_managed_flag(const std::string &flag, const std::string &value, Options &o) {
+  auto &c = o.self_managed_certs;
+  auto duration = [&] {
+    const auto ms = at_least_a_second(flag, value);
+    return std::chrono::duration_cast<std::chrono::seconds>(ms);
+  };
+  if (flag == "self-managed-certs") {
+    const size_t slash = value.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == value.size() ||
+        value.find('/', slash + 1) != std::string::npos) {
+      throw UsageError("--self-managed-certs wants NAMESPACE/NAME, got \"" + value + "\"");
+    }
+    o.self_managed = true;
+    c.secret_namespace = value.substr(0, slash);
+    c.secret_name = value.substr(slash + 1);
+  } else if (flag == "self-managed-webhooks") {
+    c.webhook_configs.clear();
+    for (const auto &item : split_list(value)) {
+      try {
+        c.webhook_configs.push_back(WebhookConfigRef::parse(item));
+      } catch (const std::invalid_argument &e) {
+        throw UsageError("--self-managed-webhooks: " + std::string(e.what()));
+      }
+    }
+  } else if (flag == "self-managed-dns-names") {
+    c.dns_names = split_list(value);
+    if (c.dns_names.empty()) throw UsageError("--self-managed-dns-names needs at least one name");
+  } else if (flag == "self-managed-ca-validity") {
+    c.ca_validity = duration();
+  } else if (flag == "self-managed-cert-validity") {
+    c.cert_validity = duration();
+  } else if (flag == "self-managed-trust-delay") {
+    c.trust_delay = duration();
+  } else if (flag == "self-managed-check-interval") {
+    c.check_interval = at_least_a_second(flag, value);
+  } else {
+    return false;
+  }
+  return true;
 }
 
 bool apply_cluster_flag(const std::string &flag, const std::string &value, ClusterAccess &access) {
@@ -281,6 +371,10 @@ std::string cluster_flags_usage() {
 
 std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access) {
   if (!access.state_path.empty()) return StaticClusterView::from_path(access.state_path);
+  return open_kube_api(access);
+}
+
+std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access) {
   std::string kubeconfig = access.kubeconfig;
   if (kubeconfig.empty() && std::getenv("KUBECONFIG") != nullptr) {
     kubeconfig = std::getenv("KUBECONFIG");
@@ -312,6 +406,11 @@ std::string usage(const std::vector<PolicySpec> &policies) {
   };
   for (const auto &f : kServerFlags) line(f.flag, f.arg, f.help);
   s << "\nCluster access (for policies that read the cluster):\n" << cluster_flags_usage();
+  s << "\nSelf-managed certificates (instead of cert-manager):\n";
+  for (const auto &f : kSelfManagedFlags) line(f.flag, f.arg, f.help);
+  s << "      uses the cluster:";
+  for (size_t i = 0; i < std::size(kSelfManagedCalls); ++i) s << (i ? ", " : " ") << kSelfManagedCalls[i];
+  s << "\n";
   s << "\nPolicies:\n";
   for (const auto &p : policies) {
     s << "  " << p.path() << "\n      " << p.summary << "\n";

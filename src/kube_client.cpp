@@ -223,6 +223,26 @@ std::string transport_error(httplib::Error e, long verify_result) {
   return httplib::to_string(e);
 }
 
+httplib::Headers api_headers(const std::string &token) {
+  httplib::Headers h = {{"Accept", "application/json"},
+                        {"User-Agent", "hci-admission/" HCI_ADMISSION_VERSION}};
+  if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
+  return h;
+}
+
+// Connect, read and write timeouts from what is left before `deadline`;
+// throws ClusterReadError when nothing is left.
+std::chrono::milliseconds set_deadline(httplib::SSLClient &client, Deadline deadline,
+                                       const std::string &what) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) throw ClusterReadError(what + ": timed out");
+  client.set_connection_timeout(left.count() / 1000, (left.count() % 1000) * 1000);
+  client.set_read_timeout(left.count() / 1000, (left.count() % 1000) * 1000);
+  client.set_write_timeout(left.count() / 1000, (left.count() % 1000) * 1000);
+  return left;
+}
+
 // "message" of a metav1.Status body, if it is one.
 std::string status_message(const std::string &body) {
   Json s = Json::parse(body, nullptr, false);
@@ -232,6 +252,10 @@ std::string status_message(const std::string &body) {
 }
 
 }  // namespace
+
+std::string ApiReply::failure() const {
+  return "HTTP " + std::to_string(status) + ": " + status_message(body);
+}
 
 Json parse_kubeconfig_yaml(const std::string &text) {
   size_t first = text.find_first_not_of(" \t\r\n");
@@ -259,6 +283,15 @@ Json parse_kubeconfig_yaml(const std::string &text) {
     lines.push_back({indent, body, number});
   }
   return YamlReader(std::move(lines)).document();
+}
+
+std::string base64_encode(const std::string &bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                      reinterpret_cast<const unsigned char *>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
 }
 
 std::string base64_decode(const std::string &text) {
@@ -465,13 +498,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
   const std::string what = "list " + r.describe();
 
   auto client = acquire();
-  const httplib::Headers headers = [&] {
-    httplib::Headers h = {{"Accept", "application/json"},
-                          {"User-Agent", "hci-admission/" HCI_ADMISSION_VERSION}};
-    const std::string token = bearer_token();
-    if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
-    return h;
-  }();
+  const httplib::Headers headers = api_headers(bearer_token());
 
   struct Page {
     int status = 0;
@@ -479,12 +506,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
   };
   // One GET of one page; throws ClusterReadError for transport failures.
   auto fetch = [&](const std::string &continue_token) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw ClusterReadError(what + ": timed out");
-    client->set_connection_timeout(left.count() / 1000, (left.count() % 1000) * 1000);
-    client->set_read_timeout(left.count() / 1000, (left.count() % 1000) * 1000);
-    client->set_write_timeout(left.count() / 1000, (left.count() % 1000) * 1000);
+    const auto left = set_deadline(*client, deadline, what);
     std::string path = base + "?limit=" + std::to_string(page_size_);
     // The server's own timeout too, so that it gives up when we do.
     path += "&timeoutSeconds=" + std::to_string(std::max<long long>(1, left.count() / 1000));
@@ -569,6 +591,28 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
   }
   release(std::move(client));
   return items;
+}
+
+ApiReply LiveClusterView::request(const std::string &method, const std::string &path, const std::string &body,
+                                  const std::string &content_type, Deadline deadline) const {
+  const std::string what = method + " " + path;
+  auto client = acquire();
+  set_deadline(*client, deadline, what);
+  const httplib::Headers headers = api_headers(bearer_token());
+  auto send = [&]() -> httplib::Result {
+    if (method == "GET") return client->Get(path, headers);
+    if (method == "POST") return client->Post(path, headers, body, content_type);
+    if (method == "PUT") return client->Put(path, headers, body, content_type);
+    if (method == "PATCH") return client->Patch(path, headers, body, content_type);
+    throw std::invalid_argument("no such API method " + method);
+  };
+  httplib::Result res = send();
+  if (!res) {
+    throw ClusterReadError(what + " at " + credentials_.server + ": " +
+                           transport_error(res.error(), client->get_openssl_verify_result()));
+  }
+  release(std::move(client));
+  return {res->status, std::move(res->body)};
 }
 
 }  // namespace hci_admission

@@ -63,6 +63,38 @@ int main(int argc, char **argv) {
   if (options.cert_dir.empty()) return fail(2, "--cert-dir is required (see --help)");
   setup_logging(options.log_format, options.log_level);
 
+  std::unique_ptr<LiveClusterView> kube_api;
+  std::unique_ptr<SelfManagedCertificates> self_managed;
+  if (options.self_managed) {
+    try {
+      kube_api = open_kube_api(options.cluster);
+      if (!kube_api) {
+        return fail(2,
+                    "--self-managed-certs needs the Kubernetes API: run in a cluster or give --kubeconfig");
+      }
+      SelfManagedCertsConfig config = options.self_managed_certs;
+      config.cert_dir = options.cert_dir;
+      config.request_timeout = options.cluster.read_timeout;
+      self_managed = std::make_unique<SelfManagedCertificates>(config, *kube_api);
+    } catch (const std::exception &e) {
+      return fail(2, e.what());
+    }
+    // The first certificate before serving; the API may still be coming up.
+    for (int attempt = 1;; ++attempt) {
+      try {
+        self_managed->reconcile();
+        break;
+      } catch (const std::exception &e) {
+        if (attempt == 30) return fail(1, std::string("self-managed certificates: ") + e.what());
+        LogLine("self-managed certificates: not ready yet, trying again")
+            .field("attempt", attempt)
+            .field("error", e.what())
+            .warn();
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+      }
+    }
+  }
+
   std::shared_ptr<const ServingCertificate> cert;
   try {
     cert = ServingCertificate::load(options.cert_dir);
@@ -162,7 +194,9 @@ int main(int argc, char **argv) {
       .field("not_after", format_utc(cert->not_after()))
       .info();
   CertificateReloader reloader(options.cert_dir, tls, options.cert_reload_interval);
+  if (self_managed) self_managed->start();
   server->serve();
+  if (self_managed) self_managed->stop();
   if (!signalled.exchange(true)) {
     // Stopped without a signal: wake the waiter so it can be joined.
     pthread_kill(signal_waiter.native_handle(), SIGTERM);

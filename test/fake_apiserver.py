@@ -9,7 +9,11 @@ answering the real LIST paths in the real list format, with pagination
 Prints "listening on PORT" once ready. Control, over the same TLS port:
   POST /_control  {"fail": 401|403|404|500|503|"garbage"|"close"|"notalist"|null,
                    "delay": seconds, "expire_continue": bool, "tokens": [..]}
-  GET  /_stats    {"lists": N, "pages": N, "authorizations": [...]}
+  GET  /_stats    {"lists": N, "pages": N, "authorizations": [...], "writes": [...]}
+
+Single objects, as the server's self-managed certificates use them:
+Secrets (GET, POST, PUT with resourceVersion conflicts) and webhook
+configurations (GET, PATCH with JSON Patch), seeded from --state.
 """
 import argparse
 import base64
@@ -22,13 +26,19 @@ import ssl
 import sys
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 LOCK = threading.Lock()
 CONTROL = {"fail": None, "delay": 0.0, "expire_continue": False, "tokens": None}
-STATS = {"lists": 0, "pages": 0, "authorizations": []}
+STATS = {"lists": 0, "pages": 0, "authorizations": [], "writes": []}
 OBJECTS = {}  # (group, kind) -> list of objects
+SINGLES = {}  # API path -> object, for GET/POST/PUT/PATCH of one object
+RESOURCE_VERSION = [20000]
+SINGLE_KINDS = {("", "Secret"): "secrets", ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
+                "validatingwebhookconfigurations", ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
+                "mutatingwebhookconfigurations"}
 PAGE_CACHE = {}
 
 
@@ -70,8 +80,25 @@ def load_state(path):
             add(o)
 
 
+def single_path(group, resource, ns, name):
+    base = f"/apis/{group}/v1" if group else "/api/v1"
+    return f"{base}/namespaces/{ns}/{resource}/{name}" if ns else f"{base}/{resource}/{name}"
+
+
+def stamp(o):
+    RESOURCE_VERSION[0] += 1
+    o["metadata"]["resourceVersion"] = str(RESOURCE_VERSION[0])
+    o["metadata"].setdefault("uid", str(uuid.uuid4()))
+    o["metadata"].setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
 def add(o):
     group = o["apiVersion"].split("/")[0] if "/" in o["apiVersion"] else ""
+    if (group, o["kind"]) in SINGLE_KINDS:
+        stamp(o)
+        SINGLES[single_path(group, SINGLE_KINDS[(group, o["kind"])], o["metadata"].get("namespace", ""),
+                            o["metadata"]["name"])] = o
+        return
     OBJECTS.setdefault((group, o["kind"]), []).append(o)
 
 
@@ -122,18 +149,21 @@ class Handler(BaseHTTPRequestHandler):
                                      "message": message, "reason": reason, "code": code}).encode())
 
     def do_POST(self):
-        if self.path != "/_control":
-            return self.status(405, "MethodNotAllowed", "only GET")
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        with LOCK:
-            CONTROL.update(body)
-        self.reply(200, b"{}")
-
-    def do_GET(self):
-        url = urlparse(self.path)
-        if url.path == "/_stats":
+        if self.path == "/_control":
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             with LOCK:
-                return self.reply(200, json.dumps(STATS).encode())
+                CONTROL.update(body)
+            return self.reply(200, b"{}")
+        self.write("POST")
+
+    def do_PUT(self):
+        self.write("PUT")
+
+    def do_PATCH(self):
+        self.write("PATCH")
+
+    def refused(self):
+        """Delay, token check and injected failures, as for every API call."""
         with LOCK:
             control = dict(CONTROL)
             STATS["pages"] += 1
@@ -143,20 +173,107 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(control["delay"])
         tokens = control["tokens"]
         if tokens is not None and self.headers.get("Authorization", "") not in [f"Bearer {t}" for t in tokens]:
-            return self.status(401, "Unauthorized", "Unauthorized")
+            self.status(401, "Unauthorized", "Unauthorized")
+            return True
         fail = control["fail"]
         if fail == "close":
             self.close_connection = True
             self.connection.shutdown(2)
-            return
+            return True
         if fail == "garbage":
-            return self.reply(200, b"<html>this is not the API server</html>", "text/html")
+            self.reply(200, b"<html>this is not the API server</html>", "text/html")
+            return True
         if fail == "notalist":
-            return self.reply(200, b'{"kind":"Status","apiVersion":"v1"}')
+            self.reply(200, b'{"kind":"Status","apiVersion":"v1"}')
+            return True
         if isinstance(fail, int):
             reasons = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 500: "InternalError", 503: "ServiceUnavailable"}
-            return self.status(fail, reasons.get(fail, "Unknown"),
-                               f'volumes.longhorn.io is {reasons.get(fail, "failing").lower()} (injected by the test)')
+            self.status(fail, reasons.get(fail, "Unknown"),
+                        f'volumes.longhorn.io is {reasons.get(fail, "failing").lower()} (injected by the test)')
+            return True
+        return False
+
+    def write(self, method):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.refused():
+            return
+        path = urlparse(self.path).path
+        code, answer = self.apply(method, path, body)
+        with LOCK:
+            STATS["writes"].append({"method": method, "path": path, "code": code})
+        if isinstance(answer, str):
+            reasons = {404: "NotFound", 409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid", 400: "BadRequest",
+                       405: "MethodNotAllowed"}
+            return self.status(code, reasons.get(code, "Unknown"), answer)
+        self.reply(code, json.dumps(answer).encode())
+
+    def apply(self, method, path, body):
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            return 400, f"the body is not JSON: {e}"
+        with LOCK:
+            if method == "POST":  # create into a collection: /api/v1/namespaces/NS/secrets
+                parts = path.strip("/").split("/")
+                if len(parts) != 5 or parts[:3] != ["api", "v1", "namespaces"] or parts[4] != "secrets":
+                    return 405, f"POST is not supported on {path}"
+                if self.headers.get("Content-Type") != "application/json":
+                    return 415, "create wants application/json"
+                name = doc.get("metadata", {}).get("name", "")
+                target = f"{path}/{name}"
+                if not name or doc["metadata"].get("namespace", parts[3]) != parts[3]:
+                    return 400, "the object needs a name and the collection's namespace"
+                if target in SINGLES:
+                    return 409, f'secrets "{name}" already exists'
+                doc["metadata"]["namespace"] = parts[3]
+                doc["metadata"].pop("resourceVersion", None)
+                stamp(doc)
+                SINGLES[target] = doc
+                return 201, doc
+            current = SINGLES.get(path)
+            if current is None:
+                return 404, f"{path} not found"
+            if method == "PUT":
+                if self.headers.get("Content-Type") != "application/json":
+                    return 415, "update wants application/json"
+                if doc.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                    return 409, ("Operation cannot be fulfilled: the object has been modified; "
+                                 "please apply your changes to the latest version and try again")
+                doc["metadata"]["uid"] = current["metadata"]["uid"]
+                doc["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"]
+                stamp(doc)
+                SINGLES[path] = doc
+                return 200, doc
+            if method == "PATCH":
+                if self.headers.get("Content-Type") != "application/json-patch+json":
+                    return 415, "only application/json-patch+json patches here"
+                import jsonpatch
+                try:
+                    patched = jsonpatch.apply_patch(current, doc)
+                except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
+                    return 422, f"the patch does not apply: {e}"
+                stamp(patched)
+                SINGLES[path] = patched
+                return 200, patched
+        return 405, f"{method} is not supported"
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path == "/_stats":
+            with LOCK:
+                return self.reply(200, json.dumps(STATS).encode())
+        if self.refused():
+            return
+        with LOCK:
+            single = SINGLES.get(url.path)
+            single = json.dumps(single).encode() if single else None
+        if single:
+            return self.reply(200, single)
+        if url.path.startswith("/api/v1/namespaces/") and "/secrets/" in url.path or \
+                "webhookconfigurations/" in url.path:
+            return self.status(404, "NotFound", f"{url.path.rsplit('/', 1)[-1]} not found")
+        with LOCK:
+            control = dict(CONTROL)
         parts = url.path.strip("/").split("/")
         # /api/v1/nodes | /apis/G/V/volumes | /apis/G/V/namespaces/NS/volumes
         if parts[0] == "api" and len(parts) >= 3:

@@ -50,6 +50,9 @@ for line in help_text.splitlines():
         served[current] = {"reads": []}
     elif current and "reads the cluster:" in line:
         served[current]["reads"] = [r.strip() for r in line.split(":", 1)[1].split(",")]
+self_managed_calls = [c.strip() for c in
+                      re.search(r"Self-managed certificates.*?uses the cluster: ([^\n]+)", help_text, re.S)
+                      .group(1).split(",")]
 selector_default = re.search(r'--csi-controller-selector VALUE.*?\(default "([^"]+)"\)', help_text, re.S).group(1)
 check("the binary lists its policies in --help", len(served) >= 3)
 
@@ -60,16 +63,30 @@ for overlay, expected_policies in overlays.items():
     by_kind = {}
     for d in docs:
         by_kind.setdefault(d["kind"], []).append(d)
-    for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "Certificate", "Issuer"):
+    dep = by_kind["Deployment"][0]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    self_managed = any(a.startswith("--self-managed-certs=") for a in args)
+    managed = [a.split("=", 1)[1] for a in args if a.startswith("--self-managed-webhooks=")]
+    for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"):
         check(f"{overlay}: has a {kind}", kind in by_kind)
+    if not self_managed:
+        for kind in ("Certificate", "Issuer"):
+            check(f"{overlay}: has a cert-manager {kind}", kind in by_kind)
 
     # Webhooks: every path served by the binary, with the right type and settings.
     paths = set()
     for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
         for config in by_kind.get(kind, []):
-            check(f"{overlay}: {config['metadata']['name']} gets its CA from cert-manager",
-                  config["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
-                  == "hci-admission/hci-admission-serving")
+            if self_managed:
+                wanted = ("validating/" if kind.startswith("Validating") else "mutating/") + config["metadata"]["name"]
+                check(f"{overlay}: the server keeps the caBundle of {config['metadata']['name']}",
+                      managed and wanted in managed[0].split(","))
+                check(f"{overlay}: {config['metadata']['name']} has no cert-manager annotation",
+                      "cert-manager.io/inject-ca-from" not in config["metadata"].get("annotations", {}))
+            else:
+                check(f"{overlay}: {config['metadata']['name']} gets its CA from cert-manager",
+                      config["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from")
+                      == "hci-admission/hci-admission-serving")
             for hook in config["webhooks"]:
                 name = hook["name"]
                 path = hook["clientConfig"]["service"]["path"]
@@ -105,7 +122,6 @@ for overlay, expected_policies in overlays.items():
     check(f"{overlay}: registers exactly {sorted(expected_policies)}", registered == expected_policies)
 
     # The Deployment enables exactly the registered policies, safely.
-    dep = by_kind["Deployment"][0]
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
     enabled = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--policies=")]
@@ -125,12 +141,22 @@ for overlay, expected_policies in overlays.items():
     delay = [a for a in c["args"] if a.startswith("--shutdown-delay=")]
     check(f"{overlay}: the shutdown delay fits the grace period",
           delay and int(delay[0].split("=")[1].rstrip("s")) + 10 <= pod["terminationGracePeriodSeconds"])
-    check(f"{overlay}: the TLS Secret is mounted at --cert-dir",
-          "--cert-dir=/certs" in c["args"] and c["volumeMounts"][0]["mountPath"] == "/certs"
-          and pod["volumes"][0]["secret"]["secretName"] == "hci-admission-tls")
-    cert = [x for x in by_kind["Certificate"] if x["spec"]["secretName"] == "hci-admission-tls"]
-    check(f"{overlay}: the serving certificate names the service",
-          cert and "hci-admission.hci-admission.svc" in cert[0]["spec"]["dnsNames"])
+    if self_managed:
+        check(f"{overlay}: --cert-dir is a writable in-memory volume",
+              "--cert-dir=/certs" in c["args"] and c["volumeMounts"][0]["mountPath"] == "/certs"
+              and not c["volumeMounts"][0].get("readOnly") and pod["volumes"][0]["emptyDir"]["medium"] == "Memory")
+        names = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--self-managed-dns-names=")]
+        check(f"{overlay}: the serving certificate names the service",
+              names and "hci-admission.hci-admission.svc" in names[0].split(","))
+        check(f"{overlay}: the service account token is mounted (the server calls the API)",
+              pod.get("automountServiceAccountToken", True) is not False)
+    else:
+        check(f"{overlay}: the TLS Secret is mounted at --cert-dir",
+              "--cert-dir=/certs" in c["args"] and c["volumeMounts"][0]["mountPath"] == "/certs"
+              and pod["volumes"][0]["secret"]["secretName"] == "hci-admission-tls")
+        cert = [x for x in by_kind["Certificate"] if x["spec"]["secretName"] == "hci-admission-tls"]
+        check(f"{overlay}: the serving certificate names the service",
+              cert and "hci-admission.hci-admission.svc" in cert[0]["spec"]["dnsNames"])
     check(f"{overlay}: the PDB keeps all but one replica", by_kind["PodDisruptionBudget"][0]["spec"]["maxUnavailable"] == 1)
 
     # RBAC: exactly the reads the enabled policies declare, nothing more.
@@ -147,6 +173,21 @@ for overlay, expected_policies in overlays.items():
     for policy in registered:
         for read in next(v["reads"] for p, v in served.items() if p.endswith("/" + policy)):
             declared.add(read.replace("in the Longhorn namespace", "in longhorn-system"))
+    if self_managed:
+        secret_ns = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--self-managed-certs=")).split("/")[0]
+        declared |= {call.replace("in the Secret's namespace", f"in {secret_ns}") for call in self_managed_calls}
+        # get/update/patch are held to the objects named in the flags.
+        secret_name = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--self-managed-certs=")).split("/")[1]
+        configs = {x.split("/")[1] for x in managed[0].split(",")} if managed else set()
+        for kind in ("ClusterRole", "Role"):
+            for role in by_kind.get(kind, []):
+                for rule in role["rules"]:
+                    if set(rule["verbs"]) & {"get", "update", "patch"} and (
+                            "secrets" in rule["resources"] or any("webhookconfigurations" in r for r in rule["resources"])):
+                        allowed = {secret_name} if "secrets" in rule["resources"] else configs
+                        check(f"{overlay}: {role['metadata']['name']} limits {rule['verbs']} {rule['resources']} "
+                              f"to the objects in the flags", rule.get("resourceNames")
+                              and set(rule["resourceNames"]) <= allowed)
     check(f"{overlay}: RBAC grants exactly what the code reads ({sorted(granted)} vs {sorted(declared)})",
           granted == declared)
     bindings = by_kind.get("ClusterRoleBinding", []) + by_kind.get("RoleBinding", [])

@@ -3,7 +3,9 @@
 
 #include "hci_admission/admission.hpp"
 #include "hci_admission/cluster_view.hpp"
+#include "hci_admission/kube_client.hpp"
 #include "hci_admission/logging.hpp"
+#include "hci_admission/self_managed_certs.hpp"
 #include "hci_admission/server.hpp"
 
 #include <chrono>
@@ -38,6 +40,8 @@ std::string cluster_flags_usage();
 // in-cluster service account; nullptr when none is there. Throws
 // std::runtime_error when one is given but unusable.
 std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access);
+// The same without the offline state: the live API or nullptr.
+std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access);
 
 struct Options {
   bool help = false;
@@ -50,9 +54,14 @@ struct Options {
   std::chrono::milliseconds shutdown_delay{5000};
   std::chrono::milliseconds cert_reload_interval{2000};
   ClusterAccess cluster;
+  bool self_managed = false;  // --self-managed-certs given
+  SelfManagedCertsConfig self_managed_certs;
   std::vector<std::string> enabled_policies;          // empty: all
   std::map<std::string, std::string> policy_options;  // flag -> value
 };
+
+// Sets `o.self_managed_certs` from one of its flags; false for any other.
+bool apply_self_managed_flag(const std::string &flag, const std::string &value, struct Options &o);
 
 // Throws UsageError with a one-line message for an unknown flag, a missing
 // value, or a value that does not parse.

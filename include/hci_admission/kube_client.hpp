@@ -41,14 +41,41 @@ Json parse_kubeconfig_yaml(const std::string &text);
 // Standard base64 with or without padding and line breaks; throws
 // std::runtime_error for anything else.
 std::string base64_decode(const std::string &text);
+// Standard base64 with padding, on one line (as Secret data and caBundle).
+std::string base64_encode(const std::string &bytes);
 
-class LiveClusterView : public ClusterView {
+// One API answer: the HTTP status and the body as sent.
+struct ApiReply {
+  int status = 0;
+  std::string body;
+  // "HTTP 403: <the Status message>", for errors.
+  std::string failure() const;
+};
+
+// Single-object requests for the server's upkeep of its own objects (its
+// certificate Secret, its webhook configurations). Paths are the API's own
+// ("/api/v1/namespaces/N/secrets/S").
+class KubeApi {
+ public:
+  virtual ~KubeApi() = default;
+  // GET, POST, PUT or PATCH; `content_type` describes `body`. Throws
+  // ClusterReadError when no answer comes (unreachable, TLS, timeout).
+  virtual ApiReply request(const std::string &method, const std::string &path, const std::string &body,
+                           const std::string &content_type, Deadline deadline) const = 0;
+  virtual std::string describe() const = 0;
+};
+
+// The Kubernetes API over HTTPS: lists for policies, single requests for
+// upkeep.
+class LiveClusterView : public ClusterView, public KubeApi {
  public:
   explicit LiveClusterView(KubeCredentials credentials, size_t page_size = 500);
   ~LiveClusterView() override;
 
   std::vector<Json> list(const ResourceRef &resource, const std::vector<std::string> &fields,
                          Deadline deadline) const override;
+  ApiReply request(const std::string &method, const std::string &path, const std::string &body,
+                   const std::string &content_type, Deadline deadline) const override;
   std::string describe() const override;
 
  private:

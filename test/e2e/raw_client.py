@@ -5,9 +5,14 @@
   raw_client.py slow PORT CA SECONDS              a request that never ends
   raw_client.py plain PORT                        plain HTTP on the TLS port
   raw_client.py hold PORT CA COUNT                opens COUNT TLS connections and reports how many the server kept
+  raw_client.py apiserver PORTS API_PORT API_CA CONFIG_PATH BODY_FILE PATH SECONDS LAG OUT
+      calls the servers on PORTS (comma-separated) as kube-apiserver does: each
+      new connection trusts only the caBundle of the webhook configuration at
+      CONFIG_PATH on the (fake) API server, as last read at most LAG seconds ago
 
 Prints one line; exits 0 when the server behaved as it should.
 """
+import base64
 import http.client
 import json
 import socket
@@ -180,6 +185,70 @@ def main():
         for when, what in result["failures_before_close"][:5]:
             print(f"  failure {what} at {when - (result['first_refused'] or when):+.3f}s from the close")
         return True
+    if cmd == "apiserver":
+        ports = [int(p) for p in sys.argv[2].split(",")]
+        api_port, api_ca, config_path, body_file, path = sys.argv[3:8]
+        seconds, lag, out = float(sys.argv[8]), float(sys.argv[9]), sys.argv[10]
+        body = open(body_file, "rb").read()
+        token = open(sys.argv[11]).read().strip() if len(sys.argv) > 11 else ""
+        api_ctx = ssl.create_default_context(cafile=api_ca)
+        result = {"ok": 0, "failures": [], "serials": [], "issuers": [], "bundle_sizes": [], "bundles": 0}
+        bundle = {"pem": None, "read": 0.0}
+
+        def read_bundle():
+            c = http.client.HTTPSConnection("localhost", int(api_port), context=api_ctx, timeout=5)
+            c.request("GET", config_path, headers={"Authorization": f"Bearer {token}"} if token else {})
+            doc = json.loads(c.getresponse().read())
+            c.close()
+            cas = {w.get("clientConfig", {}).get("caBundle") for w in doc["webhooks"]}
+            if len(cas) != 1 or None in cas:
+                raise ValueError(f"webhooks disagree or lack a caBundle: {len(cas)} values")
+            return base64.b64decode(cas.pop()).decode()
+
+        end = time.time() + seconds
+        i = 0
+        while time.time() < end:
+            now = time.time()
+            try:
+                if now - bundle["read"] >= lag:
+                    try:
+                        bundle["pem"], bundle["read"] = read_bundle(), now
+                    except (OSError, ValueError, KeyError, http.client.HTTPException):
+                        # As kube-apiserver's informer: the last configuration seen stays in use.
+                        result["bundle_read_errors"] = result.get("bundle_read_errors", 0) + 1
+                        if bundle["pem"] is None:
+                            raise
+                    size = bundle["pem"].count("BEGIN CERTIFICATE")
+                    result["bundles"] += 1
+                    if size not in result["bundle_sizes"]:
+                        result["bundle_sizes"].append(size)
+                ctx = ssl.create_default_context(cadata=bundle["pem"])
+                port = ports[i % len(ports)]
+                i += 1
+                conn = http.client.HTTPSConnection("localhost", port, context=ctx, timeout=5)
+                conn.connect()
+                cert = conn.sock.getpeercert()
+                issuer = dict(x[0] for x in cert["issuer"])["commonName"]
+                for key, value in (("serials", cert["serialNumber"]), ("issuers", issuer)):
+                    if value not in result[key]:
+                        result[key].append(value)
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                conn.close()
+                if r.status == 200 and b'"allowed":true' in data:
+                    result["ok"] += 1
+                else:
+                    result["failures"].append([now, f"port {port}: HTTP {r.status}"])
+            except (OSError, ValueError, KeyError, http.client.HTTPException) as e:
+                result["failures"].append([now, repr(e)])
+            time.sleep(0.02)
+        json.dump(result, open(out, "w"))
+        print(f"ok {result['ok']}, failures {len(result['failures'])}, serving certificates {len(result['serials'])}, "
+              f"CAs {len(result['issuers'])}, bundle sizes {result['bundle_sizes']}")
+        for when, what in result["failures"][:5]:
+            print(f"  failure at {time.strftime('%H:%M:%S', time.gmtime(when))}: {what}")
+        return not result["failures"]
     raise SystemExit(f"unknown probe {cmd}")
 
 

@@ -261,6 +261,8 @@ kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 # --- the upgrade guard against a live (fake) Kubernetes API server
 source "$src/test/e2e/live_cluster.sh"
 
+source "$src/test/e2e/self_managed.sh"
+
 source "$src/test/e2e/lifecycle.sh"
 
 echo "e2e: $passed passed, $failed failed"
