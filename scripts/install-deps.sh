@@ -8,7 +8,7 @@ packages=(
   g++ meson ninja-build pkg-config
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev catch2
   # run and test
-  openssl curl jq python3 python3-jsonpatch python3-yaml ca-certificates iproute2
+  openssl curl jq python3 python3-jsonpatch python3-prometheus-client python3-yaml ca-certificates iproute2
 )
 missing=()
 for p in "${packages[@]}"; do

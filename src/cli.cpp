@@ -45,7 +45,13 @@ const FlagHelp kServerFlags[] = {
      "skips it)"},
     {"cert-reload-interval", "DURATION",
      "how often --cert-dir is checked for a new certificate (default 2s)"},
+    {"client-ca-file", "FILE",
+     "mutual TLS: admission and /metrics need a client certificate signed by a CA in FILE (probes do not)"},
+    {"client-allowed-names", "LIST", "with --client-ca-file: only these certificate CNs or DNS SANs"},
+    {"metrics-port", "N",
+     "also serve GET /metrics over plain HTTP on this port (default 0: only on the HTTPS port)"},
     {"log-format", "text|json", "log line format (default text)"},
+    {"log-objects", "", "debug: log the fields each policy was given (Secret data never)"},
     {"log-level", "LEVEL", "trace, debug, info, warn, error or off (default info)"},
     {"help", "", "print this help and exit"},
     {"version", "", "print the version and exit"},
@@ -185,9 +191,9 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       flag = flag.substr(0, eq);
       has_value = true;
     }
-    if (flag == "help" || flag == "version") {
+    if (flag == "help" || flag == "version" || flag == "log-objects") {
       if (has_value) throw UsageError("--" + flag + " takes no value");
-      (flag == "help" ? o.help : o.version) = true;
+      (flag == "help" ? o.help : flag == "version" ? o.version : o.log_objects) = true;
       continue;
     }
     auto listed = [&](const auto &table) {
@@ -256,6 +262,13 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       }
       if (o.cert_reload_interval.count() < 100)
         throw UsageError("--cert-reload-interval must be at least 100ms");
+    } else if (flag == "client-ca-file") {
+      if (value.empty()) throw UsageError("--client-ca-file needs a file");
+      o.client_ca_file = value;
+    } else if (flag == "client-allowed-names") {
+      o.client_allowed_names = split_list(value);
+    } else if (flag == "metrics-port") {
+      o.metrics_port = static_cast<int>(parse_unsigned(flag, value, 65535));
     } else if (flag == "log-format") {
       if (value == "text") {
         o.log_format = LogFormat::Text;
@@ -273,6 +286,9 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
     } else {
       o.policy_options[flag] = value;
     }
+  }
+  if (!o.client_allowed_names.empty() && o.client_ca_file.empty()) {
+    throw UsageError("--client-allowed-names needs --client-ca-file");
   }
   if (o.self_managed) {
     auto &c = o.self_managed_certs;

@@ -2,6 +2,7 @@
 
 #include "hci_admission/json_patch.hpp"
 #include "hci_admission/logging.hpp"
+#include "hci_admission/metrics.hpp"
 #include "hci_admission/worker_pool.hpp"
 
 #include <openssl/err.h>
@@ -63,6 +64,7 @@ struct Connection {
   size_t pending_consumed = 0;  // bytes of `in` the offloaded request took
   bool pending_head = false;
   bool pending_keep_alive = true;
+  std::vector<std::string> client_names;  // of a verified client certificate
 };
 
 // A request handed to a worker, with copies of what the handler reads.
@@ -70,6 +72,7 @@ struct OffloadedRequest {
   int fd;
   uint64_t id;
   std::string method, path, content_type, body, query;
+  std::vector<std::string> client_names;
 };
 
 // CPUs this process may really use: its affinity mask, capped by a cgroup
@@ -191,6 +194,7 @@ class HttpsServer::Loop {
       if (fd < 0) return;  // EAGAIN, or another loop took it
       if (server_.connections_ >= server_.config_.max_connections) {
         close(fd);
+        server_.refused_->inc();
         LogLine("connection refused: at --max-connections")
             .field("limit", server_.config_.max_connections)
             .debug();
@@ -310,6 +314,7 @@ class HttpsServer::Loop {
             "Content-Length: 48\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
         [[maybe_unused]] auto w = ::send(c.fd, kPlain, sizeof kPlain - 1, MSG_NOSIGNAL);
         LogLine("plain HTTP on the TLS port").debug();
+        server_.handshake_failures_->inc();
         // Read what the client sent before closing: unread input would turn
         // the close into a reset that destroys the answer.
         shutdown(c.fd, SHUT_WR);
@@ -323,6 +328,7 @@ class HttpsServer::Loop {
     ERR_clear_error();
     const int r = SSL_do_handshake(c.ssl);
     if (r == 1) {
+      c.client_names = verified_client_names(c.ssl);
       c.state = Connection::State::Open;
       c.last_activity = now;
       set_interest(c, EPOLLIN);
@@ -338,6 +344,7 @@ class HttpsServer::Loop {
         return;
       default:
         LogLine("TLS handshake failed").field("error", ssl_error()).debug();
+        server_.handshake_failures_->inc();
         drop(c);
     }
   }
@@ -398,9 +405,9 @@ class HttpsServer::Loop {
       c.continue_sent = false;
       const bool head = p.method == "HEAD";
       if (server_.blocking_ && server_.blocking_(p.path)) {
-        auto job = std::make_shared<OffloadedRequest>(
-            OffloadedRequest{c.fd, c.id, std::string(p.method), std::string(p.path),
-                             std::string(p.content_type), std::string(p.body()), std::string(p.query)});
+        auto job = std::make_shared<OffloadedRequest>(OffloadedRequest{
+            c.fd, c.id, std::string(p.method), std::string(p.path), std::string(p.content_type),
+            std::string(p.body()), std::string(p.query), c.client_names});
         c.state = Connection::State::Offloaded;
         c.pending_consumed = p.consumed;
         c.pending_head = head;
@@ -409,13 +416,14 @@ class HttpsServer::Loop {
         Loop *self = this;
         HttpsServer &server = server_;
         server_.workers_->enqueue([job, self, &server] {
-          HttpReply reply =
-              server.handler_({job->method, job->path, job->content_type, job->body, job->query});
+          HttpReply reply = server.handler_(
+              {job->method, job->path, job->content_type, job->body, job->query, &job->client_names});
           self->complete(job->fd, job->id, std::move(reply));
         });
         return;
       }
-      const HttpReply reply = server_.handler_({p.method, p.path, p.content_type, p.body(), p.query});
+      const HttpReply reply =
+          server_.handler_({p.method, p.path, p.content_type, p.body(), p.query, &c.client_names});
       finish_request(c, reply, p.consumed, head, p.keep_alive, now);
       if (!conns_.count(fd)) return;
     }
@@ -539,7 +547,10 @@ class HttpsServer::Loop {
           break;
       }
     }
-    for (Connection *c : expired) drop(*c);
+    for (Connection *c : expired) {
+      if (c->state != Connection::State::Lingering) server_.timeouts_->inc();
+      drop(*c);
+    }
     for (Connection *c : idle) {
       SSL_shutdown(c->ssl);
       drop(*c);
@@ -604,9 +615,21 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
                                  SSL_MODE_RELEASE_BUFFERS);
   if (config_.threads == 0) config_.threads = usable_cpus();
   workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
+  MetricsRegistry &m = metrics();
+  refused_ = &m.counter("hci_admission_connections_refused_total",
+                        "Connections closed at once because --max-connections were open.");
+  handshake_failures_ = &m.counter("hci_admission_tls_handshake_failures_total",
+                                   "TLS handshakes that failed, plain HTTP on the TLS port included.");
+  timeouts_ =
+      &m.counter("hci_admission_connections_timed_out_total",
+                 "Connections closed because a handshake, request or answer took longer than allowed.");
+  m.gauge_function("hci_admission_connections_open", "Open client connections.",
+                   [this] { return static_cast<double>(connections_.load()); });
 }
 
 HttpsServer::~HttpsServer() {
+  // The registry outlives this server: its gauge must not read a dead one.
+  metrics().gauge_function("hci_admission_connections_open", "Open client connections.", [] { return 0.0; });
   stop();
   // Workers finish first: they hand their answers to the loops.
   if (workers_) workers_->shutdown();

@@ -1,6 +1,7 @@
 #include "hci_admission/kube_client.hpp"
 
 #include "hci_admission/logging.hpp"
+#include "hci_admission/metrics.hpp"
 
 #include <httplib.h>
 #include <openssl/evp.h>
@@ -243,6 +244,20 @@ std::chrono::milliseconds set_deadline(httplib::SSLClient &client, Deadline dead
   return left;
 }
 
+// client-go's metric names, so that API-client dashboards work.
+void record_api_call(const std::string &host, const char *method, int code,
+                     std::chrono::steady_clock::time_point started) {
+  MetricsRegistry &m = metrics();
+  m.counter("rest_client_requests_total",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            {{"code", code > 0 ? std::to_string(code) : "<error>"}, {"host", host}, {"method", method}})
+      .inc();
+  m.histogram("rest_client_request_duration_seconds",
+              "Request latency in seconds. Broken down by verb, and host.",
+              {{"host", host}, {"verb", method}})
+      .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+}
+
 // "message" of a metav1.Status body, if it is one.
 std::string status_message(const std::string &body) {
   Json s = Json::parse(body, nullptr, false);
@@ -408,6 +423,7 @@ LiveClusterView::LiveClusterView(KubeCredentials credentials, size_t page_size)
   if (host_.empty() || port_ <= 0 || port_ > 65535) {
     throw std::runtime_error("cannot read server address \"" + credentials_.server + "\"");
   }
+  api_host_ = hostport;
 }
 
 LiveClusterView::~LiveClusterView() = default;
@@ -514,6 +530,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
     // Into a buffer sized once from Content-Length: growing a megabyte
     // page 4 KB at a time was a tenth of the guard's time (malloc churn).
     Page page;
+    const auto started = std::chrono::steady_clock::now();
     auto res = client->Get(
         path.c_str(), headers,
         [&](const httplib::Response &r) {
@@ -527,6 +544,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
           page.body.append(data, n);
           return page.body.size() <= kMaxPageBytes;
         });
+    record_api_call(api_host_, "GET", res ? res->status : 0, started);
     if (!res && page.body.size() > kMaxPageBytes) {
       throw ClusterReadError(what + ": a page is larger than " + std::to_string(kMaxPageBytes >> 20) +
                              " MiB");
@@ -606,7 +624,9 @@ ApiReply LiveClusterView::request(const std::string &method, const std::string &
     if (method == "PATCH") return client->Patch(path, headers, body, content_type);
     throw std::invalid_argument("no such API method " + method);
   };
+  const auto started = std::chrono::steady_clock::now();
   httplib::Result res = send();
+  record_api_call(api_host_, method.c_str(), res ? res->status : 0, started);
   if (!res) {
     throw ClusterReadError(what + " at " + credentials_.server + ": " +
                            transport_error(res.error(), client->get_openssl_verify_result()));

@@ -2,10 +2,12 @@
 #include "hci_admission/cli.hpp"
 #include "hci_admission/kube_client.hpp"
 #include "hci_admission/logging.hpp"
+#include "hci_admission/metrics.hpp"
 #include "hci_admission/server.hpp"
 #include "hci_admission/tls.hpp"
 #include "registry.hpp"
 
+#include <httplib.h>
 #include <pthread.h>
 #include <algorithm>
 #include <csignal>
@@ -116,6 +118,8 @@ int main(int argc, char **argv) {
     }
   }
   auto router = std::make_shared<AdmissionRouter>(options.cluster.read_timeout);
+  router->set_log_objects(options.log_objects);
+  register_process_metrics(metrics());
   std::vector<std::string> served;
   for (const auto &spec : specs) {
     if (!enabled(spec)) continue;
@@ -140,6 +144,14 @@ int main(int argc, char **argv) {
   }
 
   auto tls = std::make_shared<TlsContext>(cert);
+  if (!options.client_ca_file.empty()) {
+    try {
+      tls->require_client_certificates(options.client_ca_file);
+    } catch (const TlsError &e) {
+      return fail(1, e.what());
+    }
+    router->require_client_certificates(options.client_allowed_names);
+  }
 
   std::unique_ptr<HttpsServer> server;
   try {
@@ -149,6 +161,19 @@ int main(int argc, char **argv) {
     server->bind();
   } catch (const std::exception &e) {
     return fail(1, e.what());
+  }
+  // Plain HTTP for scrapers that do not speak TLS to pods; /metrics only.
+  std::unique_ptr<httplib::Server> metrics_server;
+  std::thread metrics_thread;
+  if (options.metrics_port > 0) {
+    metrics_server = std::make_unique<httplib::Server>();
+    metrics_server->Get("/metrics", [](const httplib::Request &, httplib::Response &res) {
+      res.set_content(metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    if (!metrics_server->bind_to_port(options.server.bind_address, options.metrics_port)) {
+      return fail(1, "cannot listen on " + options.server.bind_address + ":" +
+                         std::to_string(options.metrics_port) + " for --metrics-port");
+    }
   }
   HttpsServer *srv = server.get();
   std::atomic<bool> draining{false};
@@ -194,8 +219,38 @@ int main(int argc, char **argv) {
       .field("not_after", format_utc(cert->not_after()))
       .info();
   CertificateReloader reloader(options.cert_dir, tls, options.cert_reload_interval);
-  if (self_managed) self_managed->start();
+  MetricsRegistry &m = metrics();
+  m.gauge_function("hci_admission_certificate_expiry_timestamp_seconds",
+                   "When the serving certificate in use expires, in seconds since the epoch.", [tls] {
+                     auto c = tls->current();
+                     return c ? std::chrono::duration<double>(c->not_after().time_since_epoch()).count()
+                              : 0.0;
+                   });
+  // controller-runtime's certwatcher names; the first load counts as a read.
+  m.counter_function("certwatcher_read_certificate_total", "Total number of certificate reads",
+                     [&reloader] { return 1.0 + reloader.reloads() + reloader.errors(); });
+  m.counter_function("certwatcher_read_certificate_errors_total", "Total number of certificate read errors",
+                     [&reloader] { return static_cast<double>(reloader.errors()); });
+  if (self_managed) {
+    SelfManagedCertificates *sm = self_managed.get();
+    m.counter_function("hci_admission_self_managed_cert_passes_total",
+                       "Checks of the certificate Secret and caBundles that completed.",
+                       [sm] { return static_cast<double>(sm->passes()); });
+    m.counter_function(
+        "hci_admission_self_managed_cert_failures_total",
+        "Checks of the certificate Secret and caBundles that failed (API unreachable or refused).",
+        [sm] { return static_cast<double>(sm->failures()); });
+    m.counter_function("hci_admission_self_managed_cert_changes_total",
+                       "Writes of the certificate Secret: issued or renewed certificates, CA switches.",
+                       [sm] { return static_cast<double>(sm->renewals()); });
+    self_managed->start();
+  }
+  if (metrics_server) metrics_thread = std::thread([&] { metrics_server->listen_after_bind(); });
   server->serve();
+  if (metrics_server) {
+    metrics_server->stop();
+    metrics_thread.join();
+  }
   if (self_managed) self_managed->stop();
   if (!signalled.exchange(true)) {
     // Stopped without a signal: wake the waiter so it can be joined.

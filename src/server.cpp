@@ -54,6 +54,24 @@ std::chrono::milliseconds answer_within(std::string_view query) {
   return total - std::min<std::chrono::milliseconds>(total / 5, std::chrono::seconds(1));
 }
 
+constexpr const char *kRequestsTotal = "controller_runtime_webhook_requests_total";
+constexpr const char *kRequestsHelp = "Total number of admission requests by HTTP status code.";
+constexpr const char *kDecisionsTotal = "hci_admission_decisions_total";
+constexpr const char *kDecisionsHelp =
+    "Admission requests by policy, decision (allowed, denied, patched, error) and HTTP status code.";
+
+// What a policy saw, for --log-objects; a Secret's data never.
+std::string loggable_object(const AdmissionRequest &req) {
+  if (req.kind.kind == "Secret" && req.object.is_object()) {
+    Json copy = req.object;
+    for (const char *key : {"data", "stringData"}) {
+      if (copy.contains(key)) copy[key] = "(redacted)";
+    }
+    return copy.dump();
+  }
+  return req.object.dump();
+}
+
 const char *outcome(const Decision &d) {
   if (!d.allowed) return "denied";
   return d.patch.empty() ? "allowed" : "patched";
@@ -63,8 +81,23 @@ const char *outcome(const Decision &d) {
 
 void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy) {
   ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
-  routes_[spec.path()] =
-      Route{spec.name, spec.type, std::move(policy), std::move(fields), spec.reads_cluster};
+  const std::string path = spec.path();
+  MetricsRegistry &m = metrics();
+  RouteMetrics rm;
+  rm.ok = &m.counter(kRequestsTotal, kRequestsHelp, {{"webhook", path}, {"code", "200"}});
+  rm.in_flight = &m.gauge("controller_runtime_webhook_requests_in_flight",
+                          "Current number of admission requests being served.", {{"webhook", path}});
+  rm.latency = &m.histogram("controller_runtime_webhook_latency_seconds",
+                            "Histogram of the latency of processing admission requests", {{"webhook", path}});
+  auto decision = [&](const char *d) {
+    return &m.counter(kDecisionsTotal, kDecisionsHelp,
+                      {{"policy", spec.name}, {"decision", d}, {"code", "200"}});
+  };
+  rm.allowed = decision("allowed");
+  rm.denied = decision("denied");
+  rm.patched = decision("patched");
+  routes_[path] =
+      Route{spec.name, path, spec.type, std::move(policy), std::move(fields), spec.reads_cluster, rm};
 }
 
 bool AdmissionRouter::may_block(std::string_view path) const {
@@ -94,34 +127,95 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
     }
     return text_reply(200, "ok\n");
   }
+  if (client_auth_) {
+    if (request.client_names == nullptr || request.client_names->empty()) {
+      return error_reply(401, "a client certificate signed by a CA in --client-ca-file is required");
+    }
+    if (!allowed_client_names_.empty() &&
+        std::none_of(request.client_names->begin(), request.client_names->end(), [&](const std::string &n) {
+          return std::find(allowed_client_names_.begin(), allowed_client_names_.end(), n) !=
+                 allowed_client_names_.end();
+        })) {
+      std::string names;
+      for (const auto &n : *request.client_names) names += (names.empty() ? "" : ", ") + n;
+      LogLine("client certificate not allowed").field("names", names).field("path", request.path).warn();
+      return error_reply(403, "client certificate (" + names + ") is not in --client-allowed-names");
+    }
+  }
+  if (request.path == "/metrics") {
+    if (!read_only) {
+      HttpReply r =
+          error_reply(405, "method " + std::string(request.method) + " not allowed on /metrics; use GET");
+      r.allow = "GET, HEAD";
+      return r;
+    }
+    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics().render(), ""};
+  }
   auto it = routes_.find(std::string(request.path));
   if (it == routes_.end()) {
     std::string known;
     for (const auto &p : paths()) known += (known.empty() ? "" : ", ") + p;
-    return error_reply(
-        404, "no webhook at " + std::string(request.path) + " (served: " + known + ", /healthz, /readyz)");
+    return error_reply(404, "no webhook at " + std::string(request.path) + " (served: " + known +
+                                ", /healthz, /readyz, /metrics)");
   }
   if (request.method != "POST") {
-    HttpReply r = error_reply(405, "method " + std::string(request.method) + " not allowed on " +
-                                       std::string(request.path) + "; use POST");
-    r.allow = "POST";
-    return r;
+    return failed(it->second, 405,
+                  "method " + std::string(request.method) + " not allowed on " + std::string(request.path) +
+                      "; use POST",
+                  "");
   }
   if (!is_json_media_type(request.content_type)) {
-    return error_reply(415, "content type \"" + std::string(request.content_type) +
-                                "\" not supported; send application/json");
+    return failed(
+        it->second, 415,
+        "content type \"" + std::string(request.content_type) + "\" not supported; send application/json",
+        "");
   }
   return admit(it->second, request.body, request.query);
 }
 
+HttpReply AdmissionRouter::failed(const Route &route, int status, const std::string &message,
+                                  const std::string &uid) const {
+  HttpReply reply = error_reply(status, message);
+  if (status == 405) reply.allow = "POST";
+  const std::string code = std::to_string(status);
+  metrics().counter(kRequestsTotal, kRequestsHelp, {{"webhook", route.path}, {"code", code}}).inc();
+  metrics()
+      .counter(kDecisionsTotal, kDecisionsHelp,
+               {{"policy", route.name}, {"decision", "error"}, {"code", code}})
+      .inc();
+  LogLine line("admission failed");
+  if (!uid.empty()) line.field("uid", uid);
+  line.field("policy", route.name)
+      .field("webhook", route.path)
+      .field("decision", "error")
+      .field("code", reply.status)
+      .field("error", message);
+  if (reply.status >= 500) {
+    line.error();
+  } else {
+    line.warn();
+  }
+  return reply;
+}
+
 HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std::string_view query) const {
   const auto started = std::chrono::steady_clock::now();
+  const RouteMetrics &m = route.metrics;
+  m.in_flight->add(1);
+  struct Done {
+    const RouteMetrics &m;
+    std::chrono::steady_clock::time_point started;
+    ~Done() {
+      m.in_flight->add(-1);
+      m.latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+  } done{m, started};
+
   DecodedReview review;
   try {
     review = decode_review(body, route.fields);
   } catch (const ReviewError &e) {
-    LogLine("bad admission review").field("policy", route.name).field("error", e.what()).warn();
-    return error_reply(400, e.what());
+    return failed(route, 400, e.what(), "");
   }
   AdmissionRequest &req = review.request;
   req.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
@@ -130,33 +224,33 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
     decision = route.policy->review(req);
   } catch (const std::exception &e) {
     // The API server treats a 500 by the webhook's failurePolicy.
-    LogLine("policy failed")
-        .field("uid", req.uid)
-        .field("policy", route.name)
-        .field("error", e.what())
-        .error();
-    return error_reply(500, "policy " + route.name + " failed: " + e.what());
+    return failed(route, 500, "policy " + route.name + " failed: " + e.what(), req.uid);
   }
   if (route.type == PolicyType::Validating && !decision.patch.empty()) {
     LogLine("validating policy returned a patch; dropped").field("policy", route.name).error();
     decision.patch = JsonPatch();
   }
   HttpReply reply{200, "application/json", encode_review(review.api_version, req.uid, decision), ""};
+  m.ok->inc();
+  (!decision.allowed ? m.denied : decision.patch.empty() ? m.allowed : m.patched)->inc();
   if (!spdlog::should_log(spdlog::level::info)) return reply;
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   LogLine line("admission");
   line.field("uid", req.uid)
       .field("policy", route.name)
+      .field("webhook", route.path)
       .field("kind", req.kind.kind)
       .field("object", object_name(req))
       .field("operation", req.operation)
       .field("decision", outcome(decision))
+      .field("code", 200)
       .field("patch_ops", decision.patch.size())
       .field("warnings", decision.warnings.size())
       .field("dry_run", req.dry_run)
       .field("duration_ms", ms);
   if (!decision.allowed) line.field("reason", decision.message);
+  if (log_objects_) line.field("request_object", loggable_object(req));
   line.info();
   return reply;
 }

@@ -175,7 +175,48 @@ bool TlsContext::configure(SSL_CTX &ctx) {
   if (SSL_CTX_set_ciphersuites(&ctx, kTls13Suites) != 1) return false;
   SSL_CTX_set_cert_cb(&ctx, &TlsContext::on_handshake, this);
   SSL_CTX_set_alpn_select_cb(&ctx, select_http11, nullptr);
+  if (!client_ca_file_.empty()) {
+    if (SSL_CTX_load_verify_locations(&ctx, client_ca_file_.c_str(), nullptr) != 1) return false;
+    // Tells clients which CAs we accept, so they pick the right certificate.
+    SSL_CTX_set_client_CA_list(&ctx, SSL_load_client_CA_file(client_ca_file_.c_str()));
+    SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_verify_depth(&ctx, 4);
+  }
   return true;
+}
+
+void TlsContext::require_client_certificates(const std::string &pem_file) {
+  STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(pem_file.c_str());
+  const int n = names ? sk_X509_NAME_num(names) : 0;
+  if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
+  ERR_clear_error();
+  if (n == 0) throw TlsError("--client-ca-file " + pem_file + ": no PEM certificate could be read");
+  client_ca_file_ = pem_file;
+}
+
+std::vector<std::string> verified_client_names(SSL *ssl) {
+  std::vector<std::string> names;
+  X509 *peer = SSL_get0_peer_certificate(ssl);
+  if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return names;
+  X509_NAME *subject = X509_get_subject_name(peer);
+  const int cn = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (cn >= 0) {
+    const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn));
+    names.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(v)),
+                       static_cast<size_t>(ASN1_STRING_length(v)));
+  } else {
+    names.emplace_back();  // verified, but no CN
+  }
+  auto *sans = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(peer, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+    if (g->type == GEN_DNS) {
+      names.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(g->d.dNSName)),
+                         static_cast<size_t>(ASN1_STRING_length(g->d.dNSName)));
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  return names;
 }
 
 CertificateReloader::CertificateReloader(std::string cert_dir, std::shared_ptr<TlsContext> tls,

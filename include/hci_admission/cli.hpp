@@ -50,6 +50,10 @@ struct Options {
   HttpsServerConfig server;
   LogFormat log_format = LogFormat::Text;
   std::string log_level = "info";
+  bool log_objects = false;
+  int metrics_port = 0;        // 0: /metrics on the HTTPS port only
+  std::string client_ca_file;  // mutual TLS when set
+  std::vector<std::string> client_allowed_names;
   // After SIGTERM: not ready at once, still serving this long, then stop.
   std::chrono::milliseconds shutdown_delay{5000};
   std::chrono::milliseconds cert_reload_interval{2000};

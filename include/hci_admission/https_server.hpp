@@ -35,6 +35,9 @@ struct HttpRequestView {
   std::string_view content_type;
   std::string_view body;
   std::string_view query = {};  // after '?', undecoded
+  // The client's verified certificate names (CN, then DNS SANs); null or
+  // empty without one.
+  const std::vector<std::string> *client_names = nullptr;
 };
 
 struct HttpLimits {
@@ -130,6 +133,10 @@ class HttpsServer {
   std::atomic<size_t> loops_stopped_{0};  // the last loop to stop closes the listener
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<class WorkerPool> workers_;
+  // Abuse and its handling, for /metrics.
+  class Counter *refused_ = nullptr;             // at --max-connections
+  class Counter *handshake_failures_ = nullptr;  // incl. plain HTTP on the TLS port
+  class Counter *timeouts_ = nullptr;            // read, write or handshake too slow
 };
 
 }  // namespace hci_admission

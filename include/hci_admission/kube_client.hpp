@@ -86,6 +86,7 @@ class LiveClusterView : public ClusterView, public KubeApi {
   KubeCredentials credentials_;
   std::string host_;
   int port_ = 443;
+  std::string api_host_;  // host:port, the metrics' host label
   size_t page_size_;
   mutable std::mutex mutex_;
   mutable std::vector<std::unique_ptr<httplib::SSLClient>> idle_;  // keep-alive connections

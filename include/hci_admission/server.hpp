@@ -4,6 +4,7 @@
 
 #include "hci_admission/admission.hpp"
 #include "hci_admission/https_server.hpp"
+#include "hci_admission/metrics.hpp"
 #include "hci_admission/review_codec.hpp"
 #include "hci_admission/tls.hpp"
 
@@ -31,6 +32,16 @@ class AdmissionRouter {
 
   // Returns "" when ready, otherwise why not.
   void set_readiness(std::function<std::string()> check) { readiness_ = std::move(check); }
+  // Log what each policy was given (the fields it asked for; Secret data
+  // never). For debugging: objects may hold what logs should not.
+  void set_log_objects(bool on) { log_objects_ = on; }
+  // Mutual TLS: every path but /healthz and /readyz needs a verified client
+  // certificate (401 without), and, when `allowed_names` is not empty, one
+  // whose CN or a DNS SAN is listed (403 otherwise).
+  void require_client_certificates(std::vector<std::string> allowed_names) {
+    client_auth_ = true;
+    allowed_client_names_ = std::move(allowed_names);
+  }
 
   HttpReply handle(const HttpRequestView &request) const;
   // Whether the policy at `path` may block (it reads the cluster).
@@ -39,18 +50,33 @@ class AdmissionRouter {
   std::vector<std::string> paths() const;
 
  private:
+  // The series a route updates on every request, held so that counting
+  // takes no lock.
+  struct RouteMetrics {
+    Counter *ok = nullptr;  // controller_runtime_webhook_requests_total, code 200
+    Gauge *in_flight = nullptr;
+    Histogram *latency = nullptr;
+    Counter *allowed = nullptr, *denied = nullptr, *patched = nullptr;  // hci_admission_decisions_total
+  };
   struct Route {
     std::string name;
+    std::string path;
     PolicyType type;
     std::unique_ptr<Policy> policy;
     ObjectFields fields;
     bool may_block;
+    RouteMetrics metrics;
   };
   HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
+  // Counts and logs an answer that is not a decision (400, 415, 500...).
+  HttpReply failed(const Route &route, int status, const std::string &message, const std::string &uid) const;
 
   std::chrono::milliseconds cluster_read_timeout_{10000};
   std::unordered_map<std::string, Route> routes_;
   std::function<std::string()> readiness_;
+  bool log_objects_ = false;
+  bool client_auth_ = false;
+  std::vector<std::string> allowed_client_names_;
 };
 
 }  // namespace hci_admission

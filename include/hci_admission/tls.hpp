@@ -64,6 +64,13 @@ class TlsContext {
   // each handshake.
   bool configure(SSL_CTX &ctx);
 
+  // Mutual TLS: ask every client for a certificate and verify it against
+  // the CA certificates in `pem_file`. A client without one still
+  // completes the handshake (kubelet probes have none); what it may reach
+  // is decided per path above TLS. Throws TlsError for a file without
+  // certificates. Call before configure().
+  void require_client_certificates(const std::string &pem_file);
+
   void replace(std::shared_ptr<const ServingCertificate> next);
   std::shared_ptr<const ServingCertificate> current() const;
 
@@ -71,7 +78,12 @@ class TlsContext {
   static int on_handshake(SSL *ssl, void *self);
   mutable std::mutex mutex_;
   std::shared_ptr<const ServingCertificate> current_;
+  std::string client_ca_file_;
 };
+
+// The names of a client's verified certificate (subject CN, then DNS
+// SANs); empty when it sent none or it did not verify.
+std::vector<std::string> verified_client_names(SSL *ssl);
 
 // Watches --cert-dir and puts a new certificate into service within
 // seconds of a change, without a restart: a Secret volume update swaps a

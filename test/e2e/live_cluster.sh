@@ -81,6 +81,11 @@ jq -r .response.status.message "$work/out" >"$work/last-failure"
 control '{"fail": 403}'
 post $guard "$work/up.json" >/dev/null
 check "live: a 403 carries the API server's message" grep -q "HTTP 403: volumes.longhorn.io is forbidden" "$work/out"
+curl -sS --cacert "$ca" "$(url /metrics)" >"$work/live-metrics"
+check "live: Kubernetes API calls counted by code (client-go's names)" \
+  grep -qE "^rest_client_requests_total\{code=\"403\",host=\"127.0.0.1:$api_port\",method=\"GET\"\} [1-9]" "$work/live-metrics"
+check "live: Kubernetes API latency histogram" \
+  grep -qE "^rest_client_request_duration_seconds_count\{host=\"127.0.0.1:$api_port\",verb=\"GET\"\} [1-9]" "$work/live-metrics"
 control '{"fail": null, "delay": 5}'
 started=$(date +%s%N)
 post $guard "$work/up.json" >/dev/null

@@ -186,7 +186,7 @@ check "HEAD /healthz has no body" \
 check "server still alive after bad input" kill -0 "$server_pid"
 expect_status "server still serving after bad input" 200 "$(post $csi "$work/good.json")" '"allowed":true'
 check "one log line per admission decision, with uid and outcome" \
-  grep -q 'admission uid=u-1 policy=csi-controller-placement kind=Pod object=kube-system/harvester-csi-driver-controllers-6d9f7c8b5d- operation=CREATE decision=patched patch_ops=3' "$work/server.log"
+  grep -q 'admission uid=u-1 policy=csi-controller-placement webhook=/mutate/csi-controller-placement kind=Pod object=kube-system/harvester-csi-driver-controllers-6d9f7c8b5d- operation=CREATE decision=patched code=200 patch_ops=3' "$work/server.log"
 
 # --- the README's curl examples, run as written (CA path and port swapped in)
 awk '/^## Try it with curl/{f=1} f && /^```sh/{g=1; next} g && /^```/{exit} g' "$src/README.md" |
@@ -257,6 +257,12 @@ cluster_args=(--cluster-state "$src/test/fixtures/cluster")
 startup_error "cluster state that does not exist" "does not exist" --cert-dir "$work/certs" --cluster-state /nowhere
 startup_error "kubeconfig that does not exist" "cannot read kubeconfig" --cert-dir "$work/certs" --kubeconfig /nowhere
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+
+# --- /metrics and the log fields
+source "$src/test/e2e/metrics.sh"
+
+# --- mutual TLS
+source "$src/test/e2e/mtls.sh"
 
 # --- the upgrade guard against a live (fake) Kubernetes API server
 source "$src/test/e2e/live_cluster.sh"
