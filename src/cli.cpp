@@ -35,6 +35,8 @@ const FlagHelp kServerFlags[] = {
     {"max-body-size", "SIZE", "largest request body, e.g. 7MiB (default 7MiB); larger gets 413"},
     {"max-header-size", "SIZE", "largest request header section (default 16KiB); larger gets 431"},
     {"max-connections", "N", "open connections at most; more are refused (default 1024)"},
+    {"max-connections-per-client", "N",
+     "open connections one client address may hold (default: half of --max-connections)"},
     {"threads", "N", "event-loop threads (default: one per core)"},
     {"max-requests-per-connection", "N", "requests before a connection is closed (default 1000)"},
     {"idle-timeout", "DURATION", "close a keep-alive connection idle this long (default 120s)"},
@@ -237,6 +239,11 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
     } else if (flag == "max-connections") {
       o.server.max_connections = parse_unsigned(flag, value, 1000000);
       if (o.server.max_connections == 0) throw UsageError("--max-connections must be at least 1");
+    } else if (flag == "max-connections-per-client") {
+      o.server.max_connections_per_client = parse_unsigned(flag, value, 1000000);
+      if (o.server.max_connections_per_client == 0) {
+        throw UsageError("--max-connections-per-client must be at least 1");
+      }
     } else if (flag == "max-requests-per-connection") {
       o.server.max_requests_per_connection = parse_unsigned(flag, value, 1ull << 40);
       if (o.server.max_requests_per_connection == 0) {

@@ -65,6 +65,7 @@ struct Connection {
   bool pending_head = false;
   bool pending_keep_alive = true;
   std::vector<std::string> client_names;  // of a verified client certificate
+  std::string client;                     // its address, for --max-connections-per-client
 };
 
 // A request handed to a worker, with copies of what the handler reads.
@@ -99,6 +100,16 @@ size_t usable_cpus() {
   return cpus;
 }
 
+std::string client_address(const sockaddr_storage &addr) {
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (addr.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6 *>(&addr)->sin6_addr, host, sizeof host);
+  } else if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in *>(&addr)->sin_addr, host, sizeof host);
+  }
+  return host;
+}
+
 }  // namespace
 
 // One event loop: its own epoll set and connections, touched only by its
@@ -131,10 +142,10 @@ class HttpsServer::Loop {
   size_t load() const { return load_; }
 
   // From any thread.
-  void adopt(int fd) {
+  void adopt(int fd, std::string client) {
     {
       std::lock_guard<std::mutex> lock(inbox_mutex_);
-      new_fds_.push_back(fd);
+      new_fds_.emplace_back(fd, std::move(client));
     }
     wake();
   }
@@ -190,9 +201,21 @@ class HttpsServer::Loop {
   void accept_some(Clock::time_point now) {
     if (server_.stopping_) return;
     for (int i = 0; i < 8; ++i) {
-      const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      const int fd =
+          accept4(listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) return;  // EAGAIN, or another loop took it
-      if (server_.connections_ >= server_.config_.max_connections) {
+      std::string client = client_address(addr);
+      // A client at its own limit makes room from its own stale connections.
+      if (!server_.admit_client(client) && !(evict_stale(now, &client) && server_.admit_client(client))) {
+        close(fd);
+        server_.refused_per_client_->inc();
+        LogLine("connection refused: at --max-connections-per-client").field("client", client).debug();
+        continue;
+      }
+      if (server_.connections_ >= server_.config_.max_connections && !evict_stale(now)) {
+        server_.release_client(client);
         close(fd);
         server_.refused_->inc();
         LogLine("connection refused: at --max-connections")
@@ -208,22 +231,22 @@ class HttpsServer::Loop {
       }
       ++target->load_;
       if (target == this) {
-        open(fd, now);
+        open(fd, now, std::move(client));
       } else {
-        target->adopt(fd);
+        target->adopt(fd, std::move(client));
       }
     }
   }
 
   void take_inbox(Clock::time_point now) {
-    std::vector<int> fds;
+    std::vector<std::pair<int, std::string>> fds;
     std::vector<Done> done;
     {
       std::lock_guard<std::mutex> lock(inbox_mutex_);
       fds.swap(new_fds_);
       done.swap(done_);
     }
-    for (int fd : fds) open(fd, now);
+    for (auto &[fd, client] : fds) open(fd, now, std::move(client));
     for (auto &d : done) {
       auto it = conns_.find(d.fd);
       if (it == conns_.end() || it->second->id != d.id) continue;
@@ -234,12 +257,60 @@ class HttpsServer::Loop {
     }
   }
 
-  void open(int fd, Clock::time_point now) {
+  // At the connection limit: closes the stalest connection of this loop
+  // that is doing nothing useful, so that a flood of silent or slow
+  // connections cannot lock out probes and the API server. In order: a
+  // handshake not finished after a second, a request still arriving after
+  // a second, the longest-idle keep-alive connection.
+  bool evict_stale(Clock::time_point now, const std::string *only_client = nullptr) {
+    constexpr auto kGrace = std::chrono::seconds(1);
+    Connection *victim = nullptr;
+    int victim_rank = 3;
+    Clock::time_point victim_since{};
+    for (auto &entry : conns_) {
+      Connection &c = *entry.second;
+      if (only_client != nullptr && c.client != *only_client) continue;
+      int rank = 3;
+      Clock::time_point since{};
+      if (c.state == Connection::State::Handshake && now - c.accepted > kGrace) {
+        rank = 0;
+        since = c.accepted;
+      } else if (c.state == Connection::State::Open && c.out_sent >= c.out.size()) {
+        if (!c.in.empty() && now - c.request_started > kGrace) {
+          rank = 1;
+          since = c.request_started;
+        } else if (c.in.empty()) {
+          rank = 2;
+          since = c.last_activity;
+        }
+      }
+      if (rank < victim_rank || (rank == victim_rank && rank < 3 && since < victim_since)) {
+        victim = &c;
+        victim_rank = rank;
+        victim_since = since;
+      }
+    }
+    if (victim == nullptr) return false;
+    LogLine(only_client ? "connection closed to make room: at --max-connections-per-client"
+                        : "connection closed to make room: at --max-connections")
+        .field("client", victim->client)
+        .field("reason", victim_rank == 0   ? "slow handshake"
+                         : victim_rank == 1 ? "slow request"
+                                            : "idle")
+        .debug();
+    server_.evicted_->inc();
+    if (victim->state == Connection::State::Open) SSL_shutdown(victim->ssl);
+    drop(*victim);
+    return true;
+  }
+
+  void open(int fd, Clock::time_point now, std::string client) {
     int yes = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
     SSL *ssl = SSL_new(server_.ssl_ctx_);
     if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
       if (ssl) SSL_free(ssl);
+      server_.release_client(client);
       close(fd);
       --load_;
       --server_.connections_;
@@ -251,6 +322,7 @@ class HttpsServer::Loop {
     c->id = next_id_++;
     c->ssl = ssl;
     c->accepted = c->last_activity = now;
+    c->client = std::move(client);
     Connection &ref = *c;
     conns_[fd] = std::move(c);
     set_interest(ref, EPOLLIN);
@@ -512,6 +584,7 @@ class HttpsServer::Loop {
 
   void drop(Connection &c) {
     const int fd = c.fd;
+    server_.release_client(c.client);
     epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     SSL_free(c.ssl);
     close(fd);
@@ -566,10 +639,16 @@ class HttpsServer::Loop {
       // Connections the kernel already accepted would be reset by the
       // close: take them in first; they are answered, then closed.
       const auto now = Clock::now();
-      for (int fd; (fd = accept4(server_.listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+      sockaddr_storage addr{};
+      socklen_t len = sizeof addr;
+      for (int fd; (fd = accept4(server_.listen_fd_, reinterpret_cast<sockaddr *>(&addr), &len,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;
+           len = sizeof addr) {
+        std::string client = client_address(addr);
+        server_.admit_client(client);  // counted either way: it is answered, then closed
         ++server_.connections_;
         ++load_;
-        open(fd, now);
+        open(fd, now, std::move(client));
       }
       close(server_.listen_fd_);
       server_.listen_fd_ = -1;
@@ -596,7 +675,7 @@ class HttpsServer::Loop {
   std::atomic<size_t> load_{0};
   std::unordered_map<int, std::unique_ptr<Connection>> conns_;
   std::mutex inbox_mutex_;
-  std::vector<int> new_fds_;
+  std::vector<std::pair<int, std::string>> new_fds_;
   std::vector<Done> done_;
 };
 
@@ -614,10 +693,18 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
   SSL_CTX_set_mode(ssl_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                  SSL_MODE_RELEASE_BUFFERS);
   if (config_.threads == 0) config_.threads = usable_cpus();
+  if (config_.max_connections_per_client == 0)
+    config_.max_connections_per_client = std::max<size_t>(1, config_.max_connections / 2);
   workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
   MetricsRegistry &m = metrics();
-  refused_ = &m.counter("hci_admission_connections_refused_total",
-                        "Connections closed at once because --max-connections were open.");
+  const char *refused_help = "Connections closed at once: at a connection limit with nothing stale to close.";
+  refused_ =
+      &m.counter("hci_admission_connections_refused_total", refused_help, {{"limit", "max-connections"}});
+  refused_per_client_ = &m.counter("hci_admission_connections_refused_total", refused_help,
+                                   {{"limit", "max-connections-per-client"}});
+  evicted_ =
+      &m.counter("hci_admission_connections_evicted_total",
+                 "Stale connections (slow handshake, slow request, idle) closed to make room for new ones.");
   handshake_failures_ = &m.counter("hci_admission_tls_handshake_failures_total",
                                    "TLS handshakes that failed, plain HTTP on the TLS port included.");
   timeouts_ =
@@ -636,6 +723,20 @@ HttpsServer::~HttpsServer() {
   loops_.clear();
   if (listen_fd_ >= 0) close(listen_fd_);
   SSL_CTX_free(ssl_ctx_);
+}
+
+bool HttpsServer::admit_client(const std::string &client) {
+  std::lock_guard<std::mutex> lock(clients_mutex_);
+  size_t &n = per_client_[client];
+  if (n >= config_.max_connections_per_client) return false;
+  ++n;
+  return true;
+}
+
+void HttpsServer::release_client(const std::string &client) {
+  std::lock_guard<std::mutex> lock(clients_mutex_);
+  auto it = per_client_.find(client);
+  if (it != per_client_.end() && --it->second == 0) per_client_.erase(it);
 }
 
 void HttpsServer::bind() {

@@ -300,15 +300,6 @@ Json parse_kubeconfig_yaml(const std::string &text) {
   return YamlReader(std::move(lines)).document();
 }
 
-std::string base64_encode(const std::string &bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-  const int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                      reinterpret_cast<const unsigned char *>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
 std::string base64_decode(const std::string &text) {
   std::string clean;
   for (char c : text) {

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <optional>
 
 namespace hci_admission {
@@ -37,7 +38,17 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
   DecodedReview out;
   std::string kind;
   JsonView request(std::string_view(), &*index);
+  // A key given twice is refused: parsers disagree on which one counts
+  // (Go's takes the last), and a review is never sent that way.
+  std::vector<std::string_view> seen;
+  auto once = [&seen](std::string_view key, const char *where) {
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      throw ReviewError("duplicate key \"" + std::string(where) + std::string(key) + "\"");
+    }
+    seen.push_back(key);
+  };
   doc.for_each_member([&](std::string_view key, JsonView v) {
+    if (key == "apiVersion" || key == "kind" || key == "request") once(key, "");
     if (key == "apiVersion") {
       out.api_version = as_string(v, "apiVersion");
     } else if (key == "kind") {
@@ -55,7 +66,9 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
   if (!request.is_object()) throw ReviewError("AdmissionReview has no request");
 
   AdmissionRequest &r = out.request;
+  seen.clear();
   request.for_each_member([&](std::string_view key, JsonView v) {
+    once(key, "request.");
     if (key == "uid") {
       r.uid = as_string(v, "request.uid");
     } else if (key == "kind" || key == "resource") {

@@ -1,6 +1,7 @@
 #include "hci_admission/self_managed_certs.hpp"
 
 #include "hci_admission/logging.hpp"
+#include "hci_admission/review_codec.hpp"
 
 #include <sys/stat.h>
 

@@ -15,8 +15,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace hci_admission {
@@ -87,6 +89,9 @@ struct HttpsServerConfig {
   int port = 9443;
   size_t threads = 0;  // event loops; 0: one per core
   size_t max_connections = 1024;
+  // Connections one client address may hold; 0: half of max_connections,
+  // so that one flooding client leaves room for probes and the API server.
+  size_t max_connections_per_client = 0;
   size_t max_requests_per_connection = 1000;
   HttpLimits limits;
   std::chrono::milliseconds idle_timeout{120000};
@@ -133,8 +138,16 @@ class HttpsServer {
   std::atomic<size_t> loops_stopped_{0};  // the last loop to stop closes the listener
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<class WorkerPool> workers_;
+  // Counts a connection against its client address; false when that
+  // address is at max_connections_per_client.
+  bool admit_client(const std::string &client);
+  void release_client(const std::string &client);
+  std::mutex clients_mutex_;
+  std::unordered_map<std::string, size_t> per_client_;  // open connections by client address
   // Abuse and its handling, for /metrics.
   class Counter *refused_ = nullptr;             // at --max-connections
+  class Counter *refused_per_client_ = nullptr;  // at --max-connections-per-client
+  class Counter *evicted_ = nullptr;             // stale, closed to make room
   class Counter *handshake_failures_ = nullptr;  // incl. plain HTTP on the TLS port
   class Counter *timeouts_ = nullptr;            // read, write or handshake too slow
 };

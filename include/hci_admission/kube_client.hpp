@@ -41,8 +41,6 @@ Json parse_kubeconfig_yaml(const std::string &text);
 // Standard base64 with or without padding and line breaks; throws
 // std::runtime_error for anything else.
 std::string base64_decode(const std::string &text);
-// Standard base64 with padding, on one line (as Secret data and caBundle).
-std::string base64_encode(const std::string &bytes);
 
 // One API answer: the HTTP status and the body as sent.
 struct ApiReply {

@@ -5,6 +5,9 @@
   raw_client.py slow PORT CA SECONDS              a request that never ends
   raw_client.py plain PORT                        plain HTTP on the TLS port
   raw_client.py hold PORT CA COUNT                opens COUNT TLS connections and reports how many the server kept
+  raw_client.py flood PORT SOURCES COUNT SECONDS   COUNT silent TCP connections from each source address
+  raw_client.py slowloris PORT CA COUNT SECONDS    TLS connections sending a header byte every 0.2 s
+  raw_client.py hello PORT SECONDS                 a TLS handshake cut off after the first bytes
   raw_client.py apiserver PORTS API_PORT API_CA CONFIG_PATH BODY_FILE PATH SECONDS LAG OUT
       calls the servers on PORTS (comma-separated) as kube-apiserver does: each
       new connection trusts only the caBundle of the webhook configuration at
@@ -113,18 +116,30 @@ def main():
         print(data.split(b"\r\n")[0].decode())
         return data.startswith(b"HTTP/1.1 400") and b"HTTPS server" in data
     if cmd == "hold":
+        # COUNT keep-alive connections, one after another, each served once
+        # and left open; then how many the server still holds.
         port, ca, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
-        socks, kept = [], 0
+        socks, served = [], 0
         for _ in range(count):
             try:
                 s = tls(port, ca)
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 status, _, _ = read_response(s, b"")
-                kept += status == 200
+                served += status == 200
                 socks.append(s)
             except (OSError, EOFError, ssl.SSLError):
                 pass
-        print(f"kept {kept} of {count}")
+        time.sleep(0.2)
+        still_open = 0
+        for s in socks:
+            s.setblocking(False)
+            try:
+                s.recv(1)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                still_open += 1
+            except (OSError, ssl.SSLError):
+                pass
+        print(f"served {served} of {count}, open {still_open}")
         return True
     if cmd == "load":
         # Steady load until SECONDS pass: keep-alive connections posting a
@@ -185,6 +200,67 @@ def main():
         for when, what in result["failures_before_close"][:5]:
             print(f"  failure {what} at {when - (result['first_refused'] or when):+.3f}s from the close")
         return True
+    if cmd == "flood":
+        port, sources, count, seconds = int(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), float(sys.argv[5])
+        socks = []
+        for src in sources:
+            for _ in range(count):
+                s = socket.socket()
+                s.bind((src, 0))
+                try:
+                    s.connect(("127.0.0.1", port))
+                    socks.append(s)
+                except OSError:
+                    s.close()
+        time.sleep(seconds)
+        closed = 0
+        for s in socks:
+            s.setblocking(False)
+            try:
+                closed += s.recv(1) == b""
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+            s.close()
+        print(f"opened {len(socks)}, closed by the server {closed}")
+        return True
+    if cmd == "slowloris":
+        port, ca, count, seconds = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+        socks = [tls(port, ca) for _ in range(count)]
+        request = b"POST /mutate/csi-controller-placement HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 1000
+        alive = set(range(count))
+        end = time.time() + seconds
+        sent = 0
+        while alive and time.time() < end and sent < len(request):
+            for i in list(alive):
+                try:
+                    socks[i].sendall(request[sent:sent + 1])
+                except OSError:
+                    alive.discard(i)
+            sent += 1
+            time.sleep(0.2)
+        for i in list(alive):  # a close shows on the next read
+            try:
+                socks[i].settimeout(0.5)
+                if socks[i].recv(1) == b"":
+                    alive.discard(i)
+            except (OSError, ssl.SSLError):
+                alive.discard(i)
+        print(f"cut off {count - len(alive)} of {count} after {sent} bytes each")
+        return not alive
+    if cmd == "hello":
+        port, seconds = int(sys.argv[2]), float(sys.argv[3])
+        s = socket.create_connection(("127.0.0.1", port), timeout=seconds + 5)
+        s.sendall(bytes.fromhex("160301020001") + b"\x00" * 40)  # a ClientHello that stops early
+        started = time.time()
+        try:
+            data = s.recv(100)
+        except OSError:
+            data = b""
+        took = time.time() - started
+        print(f"closed after {took:.1f}s")
+        return data == b"" and took <= seconds
     if cmd == "apiserver":
         ports = [int(p) for p in sys.argv[2].split(",")]
         api_port, api_ca, config_path, body_file, path = sys.argv[3:8]

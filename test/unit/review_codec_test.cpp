@@ -88,6 +88,19 @@ TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
   Json bad_dry = kRequest;
   bad_dry["dryRun"] = "yes";
   CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_dry)), Catch::Contains("dryRun must be a boolean"));
+  // Keys given twice: parsers disagree on which counts, so neither does.
+  CHECK_THAT(
+      error_of(
+          R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a","uid":"b"}})"),
+      Catch::Contains("duplicate key \"request.uid\""));
+  CHECK_THAT(
+      error_of(
+          R"({"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"}})"),
+      Catch::Contains("duplicate key \"kind\""));
+  CHECK_THAT(
+      error_of(
+          R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"},"request":{"uid":"b"}})"),
+      Catch::Contains("duplicate key \"request\""));
 }
 
 TEST_CASE("encodes allow, patch, warnings and denial", "[codec]") {
