@@ -9,6 +9,8 @@ packages=(
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev catch2
   # run and test
   openssl curl jq python3 python3-jsonpatch python3-prometheus-client python3-yaml ca-certificates iproute2
+  # fuzzing (libFuzzer with ASan and UBSan)
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

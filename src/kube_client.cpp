@@ -268,6 +268,36 @@ std::string status_message(const std::string &body) {
 
 }  // namespace
 
+void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
+                     std::vector<Json> &items, const std::function<void(const std::string &)> &on_continue) {
+  const JsonIndex index = [&] {
+    try {
+      return validate_json(body);
+    } catch (const JsonSyntaxError &e) {
+      throw ClusterReadError(what + ": the answer is not JSON (" + e.what() + ")");
+    }
+  }();
+  const JsonView doc(index);
+  if (!doc.is_object()) throw ClusterReadError(what + ": the answer is not a list");
+  std::string next;
+  std::optional<JsonView> page_items;
+  bool empty_list = false;
+  doc.for_each_member([&](std::string_view key, JsonView v) {
+    if (key == "items" && v.is_array()) {
+      page_items = v;
+    } else if (key == "items" && v.is_null()) {
+      empty_list = true;  // as some servers write an empty list
+    } else if (key == "metadata" && v.is_object()) {
+      v.for_each_member([&](std::string_view k, JsonView m) {
+        if (k == "continue" && m.is_string()) next = m.string_value();
+      });
+    }
+  });
+  if (!page_items && !empty_list) throw ClusterReadError(what + ": the answer is not a list (no items)");
+  on_continue(next);
+  if (page_items) page_items->for_each_element([&](JsonView item) { items.push_back(mask.extract(item)); });
+}
+
 std::string ApiReply::failure() const {
   return "HTTP " + std::to_string(status) + ": " + status_message(body);
 }
@@ -565,35 +595,14 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
       throw ClusterReadError(what + ": HTTP " + std::to_string(page.status) + ": " +
                              status_message(page.body));
     }
-    const JsonIndex index = [&] {
-      try {
-        return validate_json(page.body);
-      } catch (const JsonSyntaxError &e) {
-        throw ClusterReadError(what + ": the answer is not JSON (" + e.what() + ")");
-      }
-    }();
-    const JsonView doc(index);
-    if (!doc.is_object()) throw ClusterReadError(what + ": the answer is not a list");
     std::string next;
-    std::optional<JsonView> page_items;
-    bool empty_list = false;
-    doc.for_each_member([&](std::string_view key, JsonView v) {
-      if (key == "items" && v.is_array()) {
-        page_items = v;
-      } else if (key == "items" && v.is_null()) {
-        empty_list = true;  // as some servers write an empty list
-      } else if (key == "metadata" && v.is_object()) {
-        v.for_each_member([&](std::string_view k, JsonView m) {
-          if (k == "continue" && m.is_string()) next = m.string_value();
-        });
-      }
-    });
-    if (!page_items && !empty_list) throw ClusterReadError(what + ": the answer is not a list (no items)");
+    std::future<Page> next_page;
     // The next page is fetched while this one is taken apart: the two take
     // about as long, and the API server works meanwhile.
-    std::future<Page> next_page;
-    if (!next.empty()) next_page = std::async(std::launch::async, fetch, next);
-    if (page_items) page_items->for_each_element([&](JsonView item) { items.push_back(mask.extract(item)); });
+    parse_list_page(page.body, mask, what, items, [&](const std::string &token) {
+      next = token;
+      if (!next.empty()) next_page = std::async(std::launch::async, fetch, next);
+    });
     if (next.empty()) break;
     page = next_page.get();
     continued = true;

@@ -5,6 +5,7 @@
 #include "hci_admission/cluster_view.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,14 @@ struct KubeCredentials {
   static KubeCredentials in_cluster(
       const std::string &sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 };
+
+// One page of a LIST answer: appends its items, with only `mask`'s fields,
+// to `items`. `on_continue` gets the continue token ("" on the last page)
+// before the items are taken apart, so the next page can be fetched
+// meanwhile. Throws ClusterReadError("<what>: ...") for anything that is
+// not a list.
+void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
+                     std::vector<Json> &items, const std::function<void(const std::string &)> &on_continue);
 
 // The subset of YAML kubeconfig files use (block mappings and sequences,
 // plain and quoted scalars, {} and []), or JSON; throws std::runtime_error
