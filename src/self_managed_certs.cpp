@@ -1,5 +1,6 @@
 #include "hci_admission/self_managed_certs.hpp"
 
+#include "hci_admission/json_patch.hpp"
 #include "hci_admission/logging.hpp"
 #include "hci_admission/review_codec.hpp"
 
@@ -147,20 +148,6 @@ bool config_trusts(const Json &config, const std::string &sha256) {
     }
   }
   return true;
-}
-
-std::string json_pointer_escape(const std::string &key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 std::string read_file_or_empty(const std::string &path) {
@@ -403,7 +390,7 @@ void SelfManagedCertificates::reconcile(Clock::time_point now) {
         }
       }
       if (ops.empty() && seen == generation) continue;
-      const std::string annotation_path = "/metadata/annotations/" + json_pointer_escape(kBundleGeneration);
+      const std::string annotation_path = "/metadata/annotations/" + escape_pointer_token(kBundleGeneration);
       if (!seen.empty()) {
         ops.push_back({{"op", "test"}, {"path", annotation_path}, {"value", seen}});
         ops.push_back({{"op", "replace"}, {"path", annotation_path}, {"value", generation}});
