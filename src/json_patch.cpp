@@ -191,10 +191,18 @@ Json JsonPatch::to_json() const {
 }
 
 std::string JsonPatch::dump() const {
-  std::string out = "[";
+  std::string out;
   out.reserve(1024);
+  dump_to(out);
+  return out;
+}
+
+void JsonPatch::dump_to(std::string &out) const {
+  out += '[';
+  bool first = true;
   for (const auto &op : ops_) {
-    if (out.size() > 1) out += ',';
+    if (!first) out += ',';
+    first = false;
     out += "{\"op\":\"";
     out += op.op;
     out += "\",\"path\":";
@@ -206,7 +214,6 @@ std::string JsonPatch::dump() const {
     out += '}';
   }
   out += ']';
-  return out;
 }
 
 }  // namespace hci_admission

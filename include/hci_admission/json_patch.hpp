@@ -54,6 +54,8 @@ class JsonPatch {
   Json to_json() const;
   // The patch as JSON text, written without building a tree first.
   std::string dump() const;
+  // The same, appended to `out` (so that a caller can reuse one buffer).
+  void dump_to(std::string &out) const;
 
  private:
   std::vector<PatchOperation> ops_;

@@ -36,8 +36,10 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields = 
 std::string encode_review(const std::string &request_api_version, const std::string &uid,
                           const Decision &decision);
 
-// Base64 (standard alphabet, padded), as Kubernetes expects for []byte.
+// Base64 (standard alphabet, padded), as Kubernetes expects for []byte;
+// append_base64 writes it at the end of `out`.
 std::string base64_encode(std::string_view data);
+void append_base64(std::string &out, std::string_view data);
 
 // Keeps warnings within what kube-apiserver passes on: no control
 // characters, each at most `max_each` bytes, all together at most
