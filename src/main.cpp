@@ -167,6 +167,8 @@ int main(int argc, char **argv) {
   std::thread metrics_thread;
   if (options.metrics_port > 0) {
     metrics_server = std::make_unique<httplib::Server>();
+    // A scraper every few seconds needs one thread, not httplib's eight.
+    metrics_server->new_task_queue = [] { return new httplib::ThreadPool(1); };
     metrics_server->Get("/metrics", [](const httplib::Request &, httplib::Response &res) {
       res.set_content(metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
     });
