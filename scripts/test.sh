@@ -31,6 +31,7 @@ if ! $quick; then
   asan_status=$?
   [ $asan_status -ne 0 ] && status=$asan_status
   logs+=(build-asan/meson-logs/testlog.json)
+  mkdir -p build-fuzz
   scripts/fuzz.sh "${FUZZ_SECONDS:-30}" | tee build-fuzz/summary.txt
   fuzz_status=${PIPESTATUS[0]}
   [ "$fuzz_status" -ne 0 ] && status=$fuzz_status
