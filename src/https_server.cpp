@@ -488,14 +488,14 @@ class HttpsServer::Loop {
         Loop *self = this;
         HttpsServer &server = server_;
         server_.workers_->enqueue([job, self, &server] {
-          HttpReply reply = server.handler_(
+          HttpReply reply = server.handle_safely(
               {job->method, job->path, job->content_type, job->body, job->query, &job->client_names});
           self->complete(job->fd, job->id, std::move(reply));
         });
         return;
       }
       const HttpReply reply =
-          server_.handler_({p.method, p.path, p.content_type, p.body(), p.query, &c.client_names});
+          server_.handle_safely({p.method, p.path, p.content_type, p.body(), p.query, &c.client_names});
       finish_request(c, reply, p.consumed, head, p.keep_alive, now);
       if (!conns_.count(fd)) return;
     }
@@ -723,6 +723,17 @@ HttpsServer::~HttpsServer() {
   loops_.clear();
   if (listen_fd_ >= 0) close(listen_fd_);
   SSL_CTX_free(ssl_ctx_);
+}
+
+HttpReply HttpsServer::handle_safely(const HttpRequestView &request) const {
+  try {
+    return handler_(request);
+  } catch (const std::exception &e) {
+    // A handler that throws answers 500 for this request; it must not take
+    // the loop, and every other connection, down with it.
+    LogLine("request handler failed").field("path", request.path).field("error", e.what()).error();
+    return error_reply(500, std::string("internal error: ") + e.what());
+  }
 }
 
 bool HttpsServer::admit_client(const std::string &client) {

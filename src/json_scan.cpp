@@ -5,7 +5,9 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace hci_admission {
@@ -152,6 +154,7 @@ class JsonValidator {
   }
 
   void number() {
+    const char *start = p_;
     if (*p_ == '-') ++p_;
     if (p_ != end_ && *p_ == '0') {
       ++p_;
@@ -162,10 +165,19 @@ class JsonValidator {
       ++p_;
       digits();
     }
+    bool exponent = false;
     if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      exponent = true;
       ++p_;
       if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       digits();
+    }
+    // A number beyond a double (1e400) is valid JSON, but neither nlohmann
+    // nor Go's decoder can hold it: refuse it here rather than fail later.
+    // Only an exponent or over 300 digits can get there.
+    if (exponent || p_ - start > 300) {
+      const std::string text(start, p_);
+      if (!std::isfinite(std::strtod(text.c_str(), nullptr))) fail("number out of range");
     }
   }
 

@@ -295,7 +295,11 @@ void parse_list_page(std::string_view body, const FieldMask &mask, const std::st
   });
   if (!page_items && !empty_list) throw ClusterReadError(what + ": the answer is not a list (no items)");
   on_continue(next);
-  if (page_items) page_items->for_each_element([&](JsonView item) { items.push_back(mask.extract(item)); });
+  try {
+    if (page_items) page_items->for_each_element([&](JsonView item) { items.push_back(mask.extract(item)); });
+  } catch (const std::exception &e) {  // the validator should have refused it first
+    throw ClusterReadError(what + ": an item cannot be read (" + e.what() + ")");
+  }
 }
 
 std::string ApiReply::failure() const {

@@ -216,6 +216,10 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
     review = decode_review(body, route.fields);
   } catch (const ReviewError &e) {
     return failed(route, 400, e.what(), "");
+  } catch (const std::exception &e) {
+    // Not expected (the decoder reports problems as ReviewError), but a
+    // request must never take the server down.
+    return failed(route, 400, std::string("cannot read the review: ") + e.what(), "");
   }
   AdmissionRequest &req = review.request;
   req.deadline = started + std::min(cluster_read_timeout_, answer_within(query));

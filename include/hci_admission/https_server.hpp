@@ -138,6 +138,7 @@ class HttpsServer {
   std::atomic<size_t> loops_stopped_{0};  // the last loop to stop closes the listener
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<class WorkerPool> workers_;
+  HttpReply handle_safely(const HttpRequestView &request) const;
   // Counts a connection against its client address; false when that
   // address is at max_connections_per_client.
   bool admit_client(const std::string &client);

@@ -60,6 +60,11 @@ body '{"uid":"a","kind":{"group":"kubevirt.io","version":"v1","kind":"KubeVirt"}
 status=$(post /mutate/kubevirt-infra-placement "$work/bad.json")
 check "abuse: numbers out of range get an answer ($status), never a crash" \
   bash -c "[ '$status' = 200 ] || [ '$status' = 400 ]"
+# Found by fuzzing: 1e400 in a field a policy reads used to end the process.
+jq -c '.request.object.metadata.labels.x = 1' "$work/good.json" | sed 's/"x":1/"x":1e400/' >"$work/bad.json"
+expect_status "abuse: a number beyond a double in a field the policy reads" 400 "$(post $csi "$work/bad.json")" \
+  "number out of range"
+check "abuse: the server survives it" kill -0 "$server_pid"
 body '{"uid":"a","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":"a pod"}'
 expect_status "abuse: an object that is not an object is left alone, with a warning" 200 \
   "$(post $csi "$work/bad.json")" "carries no pod"
