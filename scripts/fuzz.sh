@@ -20,6 +20,8 @@ for f in test/fixtures/cluster/*.json test/fixtures/cluster-active-volume.json; 
     >"$out/corpus/list/$(basename "$f")"
 done
 cp test/fixtures/self-managed/*.json "$out/corpus/list/"
+# Inputs that once found a bug stay in the corpus.
+for d in test/fuzz/regressions/*/; do cp "$d"* "$out/corpus/$(basename "$d")/"; done
 printf 'POST /mutate/x?timeout=10s HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}' \
   >"$out/corpus/http/post"
 printf 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' >"$out/corpus/http/chunked"
