@@ -434,39 +434,22 @@ void SelfManagedCertificates::reconcile(Clock::time_point now) {
 }
 
 void SelfManagedCertificates::start() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (thread_.joinable()) return;
-  stopping_ = false;
-  thread_ = std::thread([this] { run(); });
+  if (!task_) task_ = std::make_unique<PeriodicTask>(config_.check_interval, [this] { return tick(); });
 }
 
-void SelfManagedCertificates::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+void SelfManagedCertificates::stop() { task_.reset(); }
 
-void SelfManagedCertificates::run() {
-  auto wait = config_.check_interval;
-  for (;;) {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
-    }
-    try {
-      reconcile();
-      wait = config_.check_interval;
-    } catch (const std::exception &e) {
-      ++failures_;
-      // Sooner again, but not in a tight loop against a struggling API.
-      wait = std::min<std::chrono::milliseconds>(config_.check_interval, std::chrono::seconds(5));
-      LogLine("self-managed certificates: pass failed; the current certificate stays in service")
-          .field("error", e.what())
-          .warn();
-    }
+std::chrono::milliseconds SelfManagedCertificates::tick() {
+  try {
+    reconcile();
+    return config_.check_interval;
+  } catch (const std::exception &e) {
+    ++failures_;
+    LogLine("self-managed certificates: pass failed; the current certificate stays in service")
+        .field("error", e.what())
+        .warn();
+    // Sooner again, but not in a tight loop against a struggling API.
+    return std::min<std::chrono::milliseconds>(config_.check_interval, std::chrono::seconds(5));
   }
 }
 

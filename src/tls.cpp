@@ -221,19 +221,14 @@ std::vector<std::string> verified_client_names(SSL *ssl) {
 
 CertificateReloader::CertificateReloader(std::string cert_dir, std::shared_ptr<TlsContext> tls,
                                          std::chrono::milliseconds interval)
-    : cert_dir_(std::move(cert_dir)), tls_(std::move(tls)), interval_(interval) {
-  last_ = fingerprint();
-  thread_ = std::thread([this] { run(); });
-}
-
-CertificateReloader::~CertificateReloader() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
-}
+    : cert_dir_(std::move(cert_dir)),
+      tls_(std::move(tls)),
+      interval_(interval),
+      last_(fingerprint()),
+      task_(interval, [this] {
+        check();
+        return interval_;
+      }) {}
 
 std::string CertificateReloader::fingerprint() const {
   std::string out;
@@ -246,26 +241,23 @@ std::string CertificateReloader::fingerprint() const {
   return out;
 }
 
-void CertificateReloader::run() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
-    const std::string now = fingerprint();
-    if (now == last_) continue;
-    try {
-      auto next = ServingCertificate::load(cert_dir_);
-      tls_->replace(next);
-      last_ = now;
-      ++reloads_;
-      LogLine("certificate reloaded")
-          .field("subject", next->subject())
-          .field("not_after", format_utc(next->not_after()))
-          .field("reloads", reloads_.load())
-          .info();
-    } catch (const TlsError &e) {
-      // Often a Secret caught mid-update; the next tick sees it whole.
-      ++errors_;
-      LogLine("certificate not reloaded; still serving the previous one").field("error", e.what()).warn();
-    }
+void CertificateReloader::check() {
+  const std::string now = fingerprint();
+  if (now == last_) return;
+  try {
+    auto next = ServingCertificate::load(cert_dir_);
+    tls_->replace(next);
+    last_ = now;
+    ++reloads_;
+    LogLine("certificate reloaded")
+        .field("subject", next->subject())
+        .field("not_after", format_utc(next->not_after()))
+        .field("reloads", reloads_.load())
+        .info();
+  } catch (const TlsError &e) {
+    // Often a Secret caught mid-update; the next tick sees it whole.
+    ++errors_;
+    LogLine("certificate not reloaded; still serving the previous one").field("error", e.what()).warn();
   }
 }
 

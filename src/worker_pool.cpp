@@ -49,4 +49,26 @@ void WorkerPool::shutdown() {
   all_exited_.wait(lock, [this] { return threads_ == 0; });
 }
 
+PeriodicTask::PeriodicTask(std::chrono::milliseconds first_wait,
+                           std::function<std::chrono::milliseconds()> tick) {
+  thread_ = std::thread([this, wait = first_wait, tick = std::move(tick)]() mutable {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (wake_.wait_for(lock, wait, [this] { return stopping_; })) return;
+      }
+      wait = tick();
+    }
+  });
+}
+
+PeriodicTask::~PeriodicTask() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
 }  // namespace hci_admission

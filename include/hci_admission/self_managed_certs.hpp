@@ -14,12 +14,12 @@
 #include "hci_admission/cert_issuer.hpp"
 #include "hci_admission/kube_client.hpp"
 
+#include "hci_admission/worker_pool.hpp"
+
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace hci_admission {
@@ -83,7 +83,8 @@ class SelfManagedCertificates {
   size_t renewals() const { return renewals_; }
 
  private:
-  void run();
+  // One pass from the background thread: the wait before the next.
+  std::chrono::milliseconds tick();
 
   SelfManagedCertsConfig config_;
   const KubeApi &api_;
@@ -91,10 +92,7 @@ class SelfManagedCertificates {
   std::atomic<size_t> failures_{0};
   std::atomic<size_t> renewals_{0};
   std::vector<std::string> missing_configs_;  // logged once while missing
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::unique_ptr<PeriodicTask> task_;
 };
 
 }  // namespace hci_admission

@@ -4,14 +4,14 @@
 
 #include <openssl/ssl.h>
 
+#include "hci_admission/worker_pool.hpp"
+
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace hci_admission {
@@ -94,7 +94,6 @@ class CertificateReloader {
  public:
   CertificateReloader(std::string cert_dir, std::shared_ptr<TlsContext> tls,
                       std::chrono::milliseconds interval = std::chrono::seconds(2));
-  ~CertificateReloader();
   CertificateReloader(const CertificateReloader &) = delete;
   CertificateReloader &operator=(const CertificateReloader &) = delete;
 
@@ -103,7 +102,7 @@ class CertificateReloader {
 
  private:
   std::string fingerprint() const;
-  void run();
+  void check();
 
   std::string cert_dir_;
   std::shared_ptr<TlsContext> tls_;
@@ -111,10 +110,7 @@ class CertificateReloader {
   std::string last_;
   std::atomic<size_t> reloads_{0};
   std::atomic<size_t> errors_{0};
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread thread_;
+  PeriodicTask task_;  // last: stopped before the state it uses goes
 };
 
 }  // namespace hci_admission
