@@ -7,6 +7,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
+
+#include <ctime>
 #include <memory>
 
 namespace hci_admission {
@@ -49,12 +52,6 @@ KeyPtr read_key(const std::string &pem) {
   KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!key) throw CertificateError("not a PEM private key");
   return key;
-}
-
-std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t) {
-  struct tm tm {};
-  ASN1_TIME_to_tm(t, &tm);
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
 void check(int ok, const char *what) {
@@ -155,23 +152,8 @@ CertificateFacts inspect_certificate(const std::string &pem) {
   f.not_before = to_time_point(X509_get0_notBefore(cert.get()));
   f.not_after = to_time_point(X509_get0_notAfter(cert.get()));
   f.is_ca = X509_check_ca(cert.get()) != 0;
-  X509_NAME *subject = X509_get_subject_name(cert.get());
-  const int cn = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (cn >= 0) {
-    const ASN1_STRING *s = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn));
-    f.common_name.assign(reinterpret_cast<const char *>(ASN1_STRING_get0_data(s)),
-                         static_cast<size_t>(ASN1_STRING_length(s)));
-  }
-  auto *sans =
-      static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(cert.get(), NID_subject_alt_name, nullptr, nullptr));
-  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
-    const GENERAL_NAME *n = sk_GENERAL_NAME_value(sans, i);
-    if (n->type == GEN_DNS) {
-      f.dns_names.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(n->d.dNSName)),
-                               static_cast<size_t>(ASN1_STRING_length(n->d.dNSName)));
-    }
-  }
-  GENERAL_NAMES_free(sans);
+  f.common_name = common_name(cert.get());
+  f.dns_names = subject_alt_names(cert.get(), false);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   X509_digest(cert.get(), EVP_sha256(), md, &len);
@@ -208,6 +190,42 @@ bool signed_by(const std::string &cert_pem, const std::string &ca_pem) {
   } catch (const CertificateError &) {
     return false;
   }
+}
+
+std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t) {
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string common_name(X509 *cert) {
+  X509_NAME *subject = X509_get_subject_name(cert);
+  const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (at < 0) return "";
+  const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+  return std::string(reinterpret_cast<const char *>(ASN1_STRING_get0_data(v)),
+                     static_cast<size_t>(ASN1_STRING_length(v)));
+}
+
+std::vector<std::string> subject_alt_names(X509 *cert, bool with_ip_addresses) {
+  std::vector<std::string> names;
+  auto *sans = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
+    const GENERAL_NAME *n = sk_GENERAL_NAME_value(sans, i);
+    if (n->type == GEN_DNS) {
+      names.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(n->d.dNSName)),
+                         static_cast<size_t>(ASN1_STRING_length(n->d.dNSName)));
+    } else if (n->type == GEN_IPADD && with_ip_addresses) {
+      char ip[INET6_ADDRSTRLEN] = {0};
+      const int len = ASN1_STRING_length(n->d.iPAddress);
+      const auto *d = ASN1_STRING_get0_data(n->d.iPAddress);
+      if (len == 4) inet_ntop(AF_INET, d, ip, sizeof ip);
+      if (len == 16) inet_ntop(AF_INET6, d, ip, sizeof ip);
+      names.emplace_back(ip);
+    }
+  }
+  GENERAL_NAMES_free(sans);
+  return names;
 }
 
 bool key_matches(const PemPair &pair) {

@@ -1,13 +1,13 @@
 #include "hci_admission/tls.hpp"
 
+#include "hci_admission/cert_issuer.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/x509v3.h>
 
 #include "hci_admission/logging.hpp"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -42,12 +42,6 @@ std::string openssl_error() {
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return buf;
-}
-
-std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t) {
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(t, &tm) != 1) return {};
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
 
 }  // namespace
@@ -105,25 +99,7 @@ std::shared_ptr<const ServingCertificate> ServingCertificate::load(const std::st
   char subject[256];
   X509_NAME_oneline(X509_get_subject_name(c->leaf_), subject, sizeof subject);
   c->subject_ = subject;
-  if (auto *sans =
-          static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(c->leaf_, NID_subject_alt_name, nullptr, nullptr))) {
-    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
-      const GENERAL_NAME *n = sk_GENERAL_NAME_value(sans, i);
-      if (n->type == GEN_DNS) {
-        const auto *s = ASN1_STRING_get0_data(n->d.dNSName);
-        c->names_.emplace_back(reinterpret_cast<const char *>(s),
-                               static_cast<size_t>(ASN1_STRING_length(n->d.dNSName)));
-      } else if (n->type == GEN_IPADD) {
-        char ip[INET6_ADDRSTRLEN] = {0};
-        const int len = ASN1_STRING_length(n->d.iPAddress);
-        const auto *d = ASN1_STRING_get0_data(n->d.iPAddress);
-        if (len == 4) inet_ntop(AF_INET, d, ip, sizeof ip);
-        if (len == 16) inet_ntop(AF_INET6, d, ip, sizeof ip);
-        c->names_.emplace_back(ip);
-      }
-    }
-    GENERAL_NAMES_free(sans);
-  }
+  c->names_ = subject_alt_names(c->leaf_, true);
   return c;
 }
 
@@ -195,27 +171,10 @@ void TlsContext::require_client_certificates(const std::string &pem_file) {
 }
 
 std::vector<std::string> verified_client_names(SSL *ssl) {
-  std::vector<std::string> names;
   X509 *peer = SSL_get0_peer_certificate(ssl);
-  if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return names;
-  X509_NAME *subject = X509_get_subject_name(peer);
-  const int cn = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-  if (cn >= 0) {
-    const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn));
-    names.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(v)),
-                       static_cast<size_t>(ASN1_STRING_length(v)));
-  } else {
-    names.emplace_back();  // verified, but no CN
-  }
-  auto *sans = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(peer, NID_subject_alt_name, nullptr, nullptr));
-  for (int i = 0; sans != nullptr && i < sk_GENERAL_NAME_num(sans); ++i) {
-    const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
-    if (g->type == GEN_DNS) {
-      names.emplace_back(reinterpret_cast<const char *>(ASN1_STRING_get0_data(g->d.dNSName)),
-                         static_cast<size_t>(ASN1_STRING_length(g->d.dNSName)));
-    }
-  }
-  GENERAL_NAMES_free(sans);
+  if (peer == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  std::vector<std::string> names{common_name(peer)};  // "" when verified without a CN: still not empty
+  for (auto &n : subject_alt_names(peer, false)) names.push_back(std::move(n));
   return names;
 }
 

@@ -2,6 +2,8 @@
 // certificates: EC P-256 keys, SHA-256 signatures, PEM in and out.
 #pragma once
 
+#include <openssl/x509.h>
+
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -53,5 +55,14 @@ std::vector<std::string> split_pem_bundle(const std::string &bundle);
 bool signed_by(const std::string &cert_pem, const std::string &ca_pem);
 // The private key belongs to the certificate.
 bool key_matches(const PemPair &pair);
+
+// Facts of a certificate already parsed (served, or presented by a peer).
+// The epoch when `t` does not read.
+std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t);
+// The subject's CN; "" without one.
+std::string common_name(X509 *cert);
+// The DNS names among the subject alternative names, in order, and the IP
+// addresses too when `with_ip_addresses`.
+std::vector<std::string> subject_alt_names(X509 *cert, bool with_ip_addresses);
 
 }  // namespace hci_admission
