@@ -303,11 +303,10 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       c.dns_names = {"hci-admission." + c.secret_namespace + ".svc",
                      "hci-admission." + c.secret_namespace + ".svc.cluster.local"};
     }
-    if (c.cert_validity > c.ca_validity) {
-      throw UsageError("--self-managed-cert-validity cannot be longer than --self-managed-ca-validity");
-    }
-    if (c.trust_delay * 6 > c.ca_validity) {
-      throw UsageError("--self-managed-trust-delay must be under a sixth of --self-managed-ca-validity");
+    try {
+      c.check();
+    } catch (const std::invalid_argument &e) {
+      throw UsageError(e.what());
     }
   } else if (std::any_of(args.begin(), args.end(),
                          [](const std::string &a) { return a.rfind("--self-managed-", 0) == 0; })) {

@@ -541,10 +541,6 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
   auto client = acquire();
   const httplib::Headers headers = api_headers(bearer_token());
 
-  struct Page {
-    int status = 0;
-    std::string body;
-  };
   // One GET of one page; throws ClusterReadError for transport failures.
   auto fetch = [&](const std::string &continue_token) {
     const auto left = set_deadline(*client, deadline, what);
@@ -554,7 +550,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
     if (!continue_token.empty()) path += "&continue=" + percent_encode(continue_token);
     // Into a buffer sized once from Content-Length: growing a megabyte
     // page 4 KB at a time was a tenth of the guard's time (malloc churn).
-    Page page;
+    ApiReply page;
     const auto started = std::chrono::steady_clock::now();
     auto res = client->Get(
         path.c_str(), headers,
@@ -585,7 +581,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
   std::vector<Json> items;
   bool restarted = false;
   bool continued = false;
-  Page page = fetch("");
+  ApiReply page = fetch("");
   for (;;) {
     if (page.status == 410 && continued && !restarted) {
       // The continue token expired mid-list: start over once.
@@ -595,12 +591,9 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
       page = fetch("");
       continue;
     }
-    if (page.status != 200) {
-      throw ClusterReadError(what + ": HTTP " + std::to_string(page.status) + ": " +
-                             status_message(page.body));
-    }
+    if (page.status != 200) throw ClusterReadError(what + ": " + page.failure());
     std::string next;
-    std::future<Page> next_page;
+    std::future<ApiReply> next_page;
     // The next page is fetched while this one is taken apart: the two take
     // about as long, and the API server works meanwhile.
     parse_list_page(page.body, mask, what, items, [&](const std::string &token) {

@@ -101,31 +101,32 @@ std::optional<KeyPair> usable_pair(const SecretState &s, const char *cert_key, c
   return p;
 }
 
-// The unexpired certificates of a PEM bundle, by fingerprint.
-std::vector<std::pair<std::string, std::string>> live_bundle(const std::string &pem, Clock::time_point now) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::vector<std::string> certs;
-  try {
-    certs = split_pem_bundle(pem);
-  } catch (const CertificateError &) {
-    return out;  // rebuilt from the signers below
-  }
-  for (auto &c : certs) {
-    const auto f = inspect_certificate(c);
-    if (now < f.not_after &&
-        std::none_of(out.begin(), out.end(), [&](auto &e) { return e.first == f.sha256; })) {
-      out.emplace_back(f.sha256, c);
-    }
-  }
-  return out;
+using Bundle = std::vector<std::pair<std::string, std::string>>;  // (SHA-256, PEM) per certificate
+
+bool holds(const Bundle &bundle, const std::string &sha256) {
+  return std::any_of(bundle.begin(), bundle.end(), [&](const auto &e) { return e.first == sha256; });
 }
 
-size_t count_certificates(const std::string &pem) {
+// The unexpired certificates of a PEM bundle without repeats, in order;
+// `dropped` says whether any were left out. Empty when the bundle does not
+// read: it is then rebuilt from the signers.
+Bundle live_bundle(const std::string &pem, Clock::time_point now, bool &dropped) {
+  Bundle out;
+  dropped = false;
   try {
-    return split_pem_bundle(pem).size();
+    for (auto &c : split_pem_bundle(pem)) {
+      const CertificateFacts f = inspect_certificate(c);
+      if (now < f.not_after && !holds(out, f.sha256)) {
+        out.emplace_back(f.sha256, std::move(c));
+      } else {
+        dropped = true;
+      }
+    }
   } catch (const CertificateError &) {
-    return 0;
+    out.clear();
+    dropped = false;
   }
+  return out;
 }
 
 // Every webhook of `config` has a caBundle that contains the certificate
@@ -193,19 +194,25 @@ WebhookConfigRef WebhookConfigRef::parse(const std::string &text) {
   return r;
 }
 
-SelfManagedCertificates::SelfManagedCertificates(SelfManagedCertsConfig config, const KubeApi &api)
-    : config_(std::move(config)), api_(api) {
-  if (config_.secret_namespace.empty() || config_.secret_name.empty()) {
-    throw std::invalid_argument("the Secret needs a namespace and a name");
+void SelfManagedCertsConfig::check() const {
+  if (secret_namespace.empty() || secret_name.empty()) {
+    throw std::invalid_argument("--self-managed-certs wants NAMESPACE/NAME");
   }
-  if (config_.dns_names.empty()) throw std::invalid_argument("the serving certificate needs DNS names");
-  if (config_.cert_validity > config_.ca_validity) {
-    throw std::invalid_argument("the serving certificate cannot outlive its CA");
+  if (dns_names.empty()) throw std::invalid_argument("--self-managed-dns-names needs at least one name");
+  if (cert_validity > ca_validity) {
+    throw std::invalid_argument(
+        "--self-managed-cert-validity cannot be longer than --self-managed-ca-validity");
   }
   // The switch to a new CA must finish well before the old one expires.
-  if (config_.trust_delay * 3 > config_.ca_validity * kRenewFraction * 3 / 2) {
-    throw std::invalid_argument("the trust delay must be shorter than a sixth of the CA validity");
+  if (trust_delay * 6 > ca_validity) {
+    throw std::invalid_argument(
+        "--self-managed-trust-delay must be under a sixth of --self-managed-ca-validity");
   }
+}
+
+SelfManagedCertificates::SelfManagedCertificates(SelfManagedCertsConfig config, const KubeApi &api)
+    : config_(std::move(config)), api_(api) {
+  config_.check();
 }
 
 SelfManagedCertificates::~SelfManagedCertificates() { stop(); }
@@ -267,9 +274,9 @@ void SelfManagedCertificates::reconcile(Clock::time_point now) {
     std::optional<KeyPair> serving =
         usable_pair(state, secret_keys::kServingCert, secret_keys::kServingKey, false, now);
     const std::string stored_bundle = state.data[secret_keys::kTrustBundle];
-    auto bundle = live_bundle(stored_bundle, now);
-    if (bundle.size() < count_certificates(stored_bundle))
-      notes.push_back("expired CA left out of the trust bundle");
+    bool dropped = false;
+    Bundle bundle = live_bundle(stored_bundle, now, dropped);
+    if (dropped) notes.push_back("expired CA left out of the trust bundle");
 
     if (!next && (!signer || signer->facts.remaining_fraction(now) < kRenewFraction)) {
       const PemPair ca = make_ca("hci-admission CA " + format_utc(now), config_.ca_validity, now);
@@ -278,9 +285,8 @@ void SelfManagedCertificates::reconcile(Clock::time_point now) {
                              : "a new CA is made");
     }
     if (next) {
-      const bool in_bundle =
-          std::any_of(bundle.begin(), bundle.end(), [&](auto &e) { return e.first == next->facts.sha256; });
-      const bool trusted = in_bundle && std::all_of(configs.begin(), configs.end(), [&](const auto &c) {
+      const bool trusted = holds(bundle, next->facts.sha256) &&
+                           std::all_of(configs.begin(), configs.end(), [&](const auto &c) {
                              return !c || config_trusts(*c, next->facts.sha256);
                            });
       const bool waited = now - state.trust_updated_at >= config_.trust_delay;
@@ -305,8 +311,7 @@ void SelfManagedCertificates::reconcile(Clock::time_point now) {
     }
     bool grew = false;
     for (const auto *ca : {signer ? &*signer : nullptr, next ? &*next : nullptr}) {
-      if (ca &&
-          std::none_of(bundle.begin(), bundle.end(), [&](auto &e) { return e.first == ca->facts.sha256; })) {
+      if (ca && !holds(bundle, ca->facts.sha256)) {
         bundle.emplace_back(ca->facts.sha256, ca->pem.cert);
         grew = true;
       }
@@ -382,9 +387,9 @@ void SelfManagedCertificates::reconcile(Clock::time_point now) {
         for (size_t w = 0; w < c["webhooks"].size(); ++w) {
           const Json &hook = c["webhooks"][w];
           const std::string at = "/webhooks/" + std::to_string(w);
-          if (hook.contains("clientConfig") && hook["clientConfig"].value("caBundle", "") == ca_bundle)
+          // No clientConfig: the API server always sets it; not ours to add.
+          if (!hook.contains("clientConfig") || hook["clientConfig"].value("caBundle", "") == ca_bundle)
             continue;
-          if (!hook.contains("clientConfig")) continue;  // the API server always sets it
           ops.push_back({{"op", "test"}, {"path", at + "/name"}, {"value", hook.value("name", "")}});
           ops.push_back({{"op", "add"}, {"path", at + "/clientConfig/caBundle"}, {"value", ca_bundle}});
         }

@@ -48,6 +48,9 @@ struct SelfManagedCertsConfig {
   std::chrono::seconds trust_delay{std::chrono::minutes(2)};
   std::chrono::milliseconds check_interval{std::chrono::minutes(1)};
   std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+
+  // Throws std::invalid_argument naming the flag at fault.
+  void check() const;
 };
 
 // Keys of the Secret; its type is kubernetes.io/tls.
