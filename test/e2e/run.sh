@@ -34,18 +34,26 @@ ca="$work/certs/ca.crt"
 # How the server reads the cluster unless a test says otherwise: offline.
 cluster_args=(--cluster-state "$src/test/fixtures/cluster")
 
+# serving_port LOG [TRIES]: waits (0.05 s a try, 100 tries) for the server
+# writing LOG to say it serves, prints its port; fails, showing LOG, if not.
+serving_port() {
+  local p=""
+  for _ in $(seq 1 "${2:-100}"); do
+    p=$(grep 'serving' "$1" | grep -o '127\.0\.0\.1:[0-9]*' | head -1 | cut -d: -f2)
+    [ -n "$p" ] && { echo "$p"; return 0; }
+    sleep 0.05
+  done
+  echo "server did not start ($1):" >&2
+  cat "$1" >&2
+  return 1
+}
+
 # start_server LOG ARGS...: starts on a free port, sets $port and $server_pid.
 start_server() {
   local log=$1; shift
   "$bin" --cert-dir "$work/certs" --port 0 --bind 127.0.0.1 "${cluster_args[@]}" "$@" >"$log" 2>&1 &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 100); do
-    port=$(grep 'serving' "$log" | grep -o '127\.0\.0\.1:[0-9]*' | head -1 | cut -d: -f2)
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
-  [ -n "$port" ] || { echo "server did not start:" >&2; cat "$log" >&2; exit 1; }
+  port=$(serving_port "$log") || exit 1
 }
 
 url() { echo "https://localhost:$port$1"; }

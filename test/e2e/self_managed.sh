@@ -32,25 +32,14 @@ sm_launch() {
   "$bin" --cert-dir "$work/sm-$1" --port 0 --bind 127.0.0.1 "${sm_flags[@]}" >"$work/sm-$1.log" 2>&1 &
   printf -v "sm_pid_$1" '%s' $!
 }
-# sm_port NAME: waits until it serves, prints its port.
-sm_port() {
-  local p=""
-  for _ in $(seq 1 200); do
-    p=$(grep 'serving' "$work/sm-$1.log" | grep -o '127\.0\.0\.1:[0-9]*' | head -1 | cut -d: -f2)
-    [ -n "$p" ] && break
-    sleep 0.05
-  done
-  [ -n "$p" ] || { echo "self-managed replica $1 did not start:" >&2; cat "$work/sm-$1.log" >&2; exit 1; }
-  echo "$p"
-}
 sm_stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 trap 'sm_stop "${sm_pid_a:-}"; sm_stop "${sm_pid_b:-}"; sm_stop "${sm_pid_c:-}"; stop_api; cleanup' EXIT
 
 # Two replicas at once: they race to create the Secret.
 sm_launch a
 sm_launch b
-port_a=$(sm_port a)
-port_b=$(sm_port b)
+port_a=$(serving_port "$work/sm-a.log" 200) || exit 1
+port_b=$(serving_port "$work/sm-b.log" 200) || exit 1
 check "self-managed: the Secret was created once" \
   bash -c "api /_stats | jq -e '[.writes[] | select(.method == \"POST\" and .code == 201)] | length == 1' >/dev/null"
 api "$secret" >"$work/sm-secret.json"
@@ -101,7 +90,7 @@ check "self-managed: the switch was logged" grep -q 'the new CA signs serving ce
 # A replica started later takes what the Secret holds: no new CA.
 posts_before=$(api /_stats | jq '[.writes[] | select(.method == "POST")] | length')
 sm_launch c
-port_c=$(sm_port c)
+port_c=$(serving_port "$work/sm-c.log" 200) || exit 1
 api "$secret" | jq -r '.data["tls.crt"]' | base64 -d >"$work/sm-secret-tls.crt"
 check "self-managed: a later replica serves the Secret's certificate" \
   test "$(openssl s_client -connect "127.0.0.1:$port_c" -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint)" = \
