@@ -5,7 +5,7 @@
 #include "hci_admission/cluster_view.hpp"
 #include "hci_admission/json_patch.hpp"
 
-#include <nlohmann/json.hpp>
+#include "hci_admission/json.hpp"
 
 #include <functional>
 #include <map>
@@ -15,7 +15,6 @@
 
 namespace hci_admission {
 
-using Json = nlohmann::json;
 
 struct GroupVersionKind {
   std::string group;

@@ -1,7 +1,7 @@
 // JSON Patch (RFC 6902) operations as kube-apiserver applies them.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include "hci_admission/json.hpp"
 
 #include <string>
 #include <string_view>
@@ -9,7 +9,6 @@
 
 namespace hci_admission {
 
-using Json = nlohmann::json;
 
 // Escapes one reference token: "~" becomes "~0" and "/" becomes "~1", so a
 // label key such as "node-role.kubernetes.io/master" stays one segment.

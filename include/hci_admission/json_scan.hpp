@@ -7,7 +7,7 @@
 // and nlohmann parses just the members a policy asked for.
 #pragma once
 
-#include <nlohmann/json.hpp>
+#include "hci_admission/json.hpp"
 
 #include <map>
 #include <stdexcept>
@@ -17,7 +17,6 @@
 
 namespace hci_admission {
 
-using Json = nlohmann::json;
 
 class JsonSyntaxError : public std::runtime_error {
  public:

@@ -2,8 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+using hci_admission::Json;
 using hci_admission::JsonPatch;
-using Json = nlohmann::json;
 
 TEST_CASE("pointer tokens escape ~ and /", "[json_patch]") {
   CHECK(hci_admission::escape_pointer_token("node-role.kubernetes.io/master") ==

@@ -87,7 +87,7 @@ TEST_CASE("router passes the decoded request and encodes the decision", "[router
   const HttpReply r = call(router, "POST", "/mutate/m");
   REQUIRE(r.status == 200);
   CHECK(seen->seen.uid == "u1");
-  CHECK(seen->seen.object == nlohmann::json{{"a", 1}});
+  CHECK(seen->seen.object == hci_admission::Json{{"a", 1}});
   const auto out = nlohmann::json::parse(r.body);
   CHECK(out["response"]["uid"] == "u1");
   CHECK(out["response"]["patchType"] == "JSONPatch");

@@ -1,0 +1,98 @@
+#include "hci_admission/json.hpp"
+
+#include <new>
+
+namespace hci_admission {
+namespace {
+
+// Sizes up to 256 bytes in 16-byte steps cover every node of a tree (map
+// nodes are 80 bytes, the boxes of strings, arrays and objects 24 to 48)
+// and the arrays of a few elements.
+constexpr size_t kStep = 16;
+constexpr size_t kClasses = 16;
+// At most this many free blocks of a size stay with a thread: a review
+// frees a few dozen of each, and a burst that built a large tree (a LIST
+// page) gives the rest back. A thread keeps at most 544 KiB this way.
+constexpr uint32_t kMaxFree = 256;
+
+struct FreeBlock {
+  FreeBlock *next;
+};
+
+// Plain data so that a thread reaches it without an initialisation check.
+struct FreeLists {
+  FreeBlock *head[kClasses];
+  uint32_t count[kClasses];
+  // Kept: none yet, so nothing to give back; Keeping: given back when the
+  // thread exits; Closed: the thread is exiting, blocks go straight back.
+  enum { None, Keeping, Closed } state;
+};
+thread_local FreeLists lists;
+
+void release_all() noexcept {
+  for (size_t c = 0; c < kClasses; ++c) {
+    while (FreeBlock *b = lists.head[c]) {
+      lists.head[c] = b->next;
+      ::operator delete(b, (c + 1) * kStep);
+    }
+    lists.count[c] = 0;
+  }
+}
+
+// Gives a thread's blocks back when it exits (idle workers do).
+struct ReleaseAtExit {
+  ~ReleaseAtExit() {
+    release_all();
+    lists.state = FreeLists::Closed;
+  }
+};
+
+void register_cleanup() {
+  static thread_local ReleaseAtExit at_exit;
+  (void)at_exit;
+  lists.state = FreeLists::Keeping;
+}
+
+}  // namespace
+
+void *pool_allocate(size_t bytes) {
+  const size_t c = (bytes - 1) / kStep;  // 0 bytes wraps to a large class
+  if (c >= kClasses) return ::operator new(bytes);
+  if (FreeBlock *b = lists.head[c]) {
+    lists.head[c] = b->next;
+    --lists.count[c];
+    return b;
+  }
+  return ::operator new((c + 1) * kStep);
+}
+
+void pool_deallocate(void *block, size_t bytes) noexcept {
+  const size_t c = (bytes - 1) / kStep;
+  if (c >= kClasses) {
+    ::operator delete(block);
+    return;
+  }
+  if (lists.count[c] >= kMaxFree || lists.state != FreeLists::Keeping) {
+    if (lists.state == FreeLists::None) {
+      register_cleanup();
+    } else {
+      ::operator delete(block, (c + 1) * kStep);
+      return;
+    }
+  }
+  auto *b = static_cast<FreeBlock *>(block);
+  b->next = lists.head[c];
+  lists.head[c] = b;
+  ++lists.count[c];
+}
+
+PoolStats pool_stats() {
+  PoolStats s;
+  for (size_t c = 0; c < kClasses; ++c) {
+    s.blocks += lists.count[c];
+    s.bytes += lists.count[c] * (c + 1) * kStep;
+  }
+  return s;
+}
+
+}  // namespace hci_admission
