@@ -2,6 +2,7 @@
 """Raw HTTP-over-TLS probes that curl cannot make, for test/e2e/run.sh.
 
   raw_client.py pipeline PORT CA BODY_FILE PATH   two requests in one write
+  raw_client.py pipeline-records PORT CA COUNT     COUNT requests, each in its own TLS record
   raw_client.py slow PORT CA SECONDS              a request that never ends
   raw_client.py plain PORT                        plain HTTP on the TLS port
   raw_client.py hold PORT CA COUNT                opens COUNT TLS connections and reports how many the server kept
@@ -74,6 +75,27 @@ def main():
             statuses.append(status)
         print("statuses", statuses)
         return statuses == [200, 200, 200]
+    if cmd == "pipeline-records":
+        # Requests each in its own TLS record, corked into one TCP segment:
+        # the server reads them all at once (read-ahead) and must answer
+        # every one although the socket then has nothing more to report.
+        port, ca, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        s = tls(port, ca)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        for _ in range(count):
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        s.settimeout(5)
+        buf, ok = b"", 0
+        try:
+            for _ in range(count):
+                status, _, buf = read_response(s, buf)
+                ok += status == 200
+        except (socket.timeout, EOFError) as e:
+            print(f"stopped: {e!r}")
+        print(f"{ok} of {count} answered")
+        return ok == count
     if cmd == "pipeline-slow-reader":
         # Many pipelined requests while not reading: the answers back up
         # until the server must wait to write; then every one must come.

@@ -184,6 +184,8 @@ exec 3<>"/dev/tcp/127.0.0.1/$port" && printf '\x16\x03\x01\x00\xff' >&3 && exec 
 raw="$src/test/e2e/raw_client.py"
 check "plain HTTP on the TLS port gets a plain 400" "$py" "$raw" plain "$port"
 check "pipelined requests are answered in order" "$py" "$raw" pipeline "$port" "$ca" "$work/good.json" $csi
+check "pipelined requests in separate TLS records all answered (read-ahead)" \
+  "$py" "$raw" pipeline-records "$port" "$ca" 3
 check "pipelined requests all answered when the client reads late" \
   timeout 20 "$py" "$raw" pipeline-slow-reader "$port" "$ca" "$work/good.json" $csi 600
 status=$(curl -sS --cacert "$ca" -o "$work/out" -w '%{http_code}' -H 'Expect: 100-continue' \
