@@ -28,8 +28,8 @@ namespace hci_admission {
 void *pool_allocate(size_t bytes);
 void pool_deallocate(void *block, size_t bytes) noexcept;
 
-// What the free lists hold, for tests and /metrics: blocks kept and the
-// bytes they take, on the calling thread.
+// What the calling thread's free lists hold (blocks and their bytes), for
+// tests.
 struct PoolStats {
   size_t blocks = 0;
   size_t bytes = 0;
