@@ -2,6 +2,17 @@
 
 #include <new>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+// A block on a free list is poisoned, so that AddressSanitizer still
+// reports a use of a tree node after it was freed.
+#define POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define POOL_POISON(p, n) ((void)(p), (void)(n))
+#define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace hci_admission {
 namespace {
 
@@ -32,6 +43,7 @@ thread_local FreeLists lists;
 void release_all() noexcept {
   for (size_t c = 0; c < kClasses; ++c) {
     while (FreeBlock *b = lists.head[c]) {
+      POOL_UNPOISON(b, (c + 1) * kStep);
       lists.head[c] = b->next;
       ::operator delete(b, (c + 1) * kStep);
     }
@@ -59,6 +71,7 @@ void *pool_allocate(size_t bytes) {
   const size_t c = (bytes - 1) / kStep;  // 0 bytes wraps to a large class
   if (c >= kClasses) return ::operator new(bytes);
   if (FreeBlock *b = lists.head[c]) {
+    POOL_UNPOISON(b, (c + 1) * kStep);
     lists.head[c] = b->next;
     --lists.count[c];
     return b;
@@ -84,6 +97,7 @@ void pool_deallocate(void *block, size_t bytes) noexcept {
   b->next = lists.head[c];
   lists.head[c] = b;
   ++lists.count[c];
+  POOL_POISON(b, (c + 1) * kStep);
 }
 
 PoolStats pool_stats() {

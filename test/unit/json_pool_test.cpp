@@ -55,3 +55,19 @@ TEST_CASE("trees built on one thread and freed on another stay whole", "[json_po
   CHECK(copy.size() == 500);
   CHECK(copy.dump().find("\"k250\":{\"a\":[1,2,3]") != std::string::npos);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+
+TEST_CASE("a block on a free list stays poisoned for AddressSanitizer", "[json_pool]") {
+  void *a = pool_allocate(80);
+  CHECK_FALSE(__asan_address_is_poisoned(a));
+  pool_deallocate(a, 80);
+  // A use of a freed tree node is still reported although the block is kept.
+  CHECK(__asan_address_is_poisoned(a));
+  void *b = pool_allocate(80);
+  REQUIRE(b == a);
+  CHECK_FALSE(__asan_address_is_poisoned(static_cast<char *>(b) + 79));
+  pool_deallocate(b, 80);
+}
+#endif
