@@ -45,7 +45,7 @@ void release_all() noexcept {
     while (FreeBlock *b = lists.head[c]) {
       POOL_UNPOISON(b, (c + 1) * kStep);
       lists.head[c] = b->next;
-      ::operator delete(b, (c + 1) * kStep);
+      ::operator delete(b);
     }
     lists.count[c] = 0;
   }
@@ -89,7 +89,7 @@ void pool_deallocate(void *block, size_t bytes) noexcept {
     if (lists.state == FreeLists::None) {
       register_cleanup();
     } else {
-      ::operator delete(block, (c + 1) * kStep);
+      ::operator delete(block);
       return;
     }
   }
