@@ -38,7 +38,7 @@ if ! $quick; then
 fi
 set -e
 # One closing line that any CI reads: "N passed, N failed".
-python3 - "${logs[@]}" <<'PY'
+FUZZ_STATUS=${fuzz_status:-0} python3 - "${logs[@]}" <<'PY'
 import json, os, re, sys
 ok = bad = 0
 lines = [line for path in sys.argv[1:] for line in open(path)]
@@ -66,6 +66,12 @@ if os.path.exists("build-fuzz/summary.txt") and len(sys.argv) > 2:
             ok += 1  # a target that ran its time without a finding
         elif "FINDING" in line:
             bad += 1
+# Fuzzing that failed without a finding (the targets did not build) is a
+# failure too, not silence.
+fuzz_summary = open("build-fuzz/summary.txt").read() if os.path.exists("build-fuzz/summary.txt") else ""
+if os.environ.get("FUZZ_STATUS", "0") != "0" and "FINDING" not in fuzz_summary:
+    bad += 1
+    print("fuzz: the targets did not build or run; see the output above")
 print(f"tests: {ok} passed, {bad} failed")
 PY
 exit $status
