@@ -39,13 +39,15 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
   std::string kind;
   JsonView request(std::string_view(), &*index);
   // A key given twice is refused: parsers disagree on which one counts
-  // (Go's takes the last), and a review is never sent that way.
-  std::vector<std::string_view> seen;
+  // (Go's takes the last), and a review is never sent that way. Keys are
+  // copied: an escaped key is unescaped into a buffer that lives only for
+  // its callback (the fuzzer found the views dangling).
+  std::vector<std::string> seen;
   auto once = [&seen](std::string_view key, const char *where) {
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
       throw ReviewError("duplicate key \"" + std::string(where) + std::string(key) + "\"");
     }
-    seen.push_back(key);
+    seen.emplace_back(key);
   };
   doc.for_each_member([&](std::string_view key, JsonView v) {
     if (key == "apiVersion" || key == "kind" || key == "request") once(key, "");

@@ -101,6 +101,16 @@ TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
       error_of(
           R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"},"request":{"uid":"b"}})"),
       Catch::Contains("duplicate key \"request\""));
+  // An escaped key counts as what it spells, and escaped keys of different
+  // lengths are all remembered (each once lived in one reused buffer).
+  CHECK_THAT(
+      error_of(
+          R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a","\u0075id":"b"}})"),
+      Catch::Contains("duplicate key \"request.uid\""));
+  CHECK_THAT(
+      error_of(
+          R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"\u0075id":"a","n\u0061me":"n","n\u0061mespace":"ns","op\u0065rationExtra\u0020long":1,"n\u0061me":"m"}})"),
+      Catch::Contains("duplicate key \"request.name\""));
 }
 
 TEST_CASE("encodes allow, patch, warnings and denial", "[codec]") {
