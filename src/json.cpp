@@ -26,6 +26,8 @@ constexpr size_t kClasses = 16;
 // page) gives the rest back. A thread keeps at most 544 KiB this way.
 constexpr uint32_t kMaxFree = 256;
 
+constexpr size_t block_bytes(size_t size_class) { return (size_class + 1) * kStep; }
+
 struct FreeBlock {
   FreeBlock *next;
 };
@@ -34,8 +36,9 @@ struct FreeBlock {
 struct FreeLists {
   FreeBlock *head[kClasses];
   uint32_t count[kClasses];
-  // Kept: none yet, so nothing to give back; Keeping: given back when the
-  // thread exits; Closed: the thread is exiting, blocks go straight back.
+  // None: nothing kept yet, so nothing to give back; Keeping: given back
+  // when the thread exits; Closed: the thread is exiting, blocks go
+  // straight back.
   enum { None, Keeping, Closed } state;
 };
 thread_local FreeLists lists;
@@ -43,7 +46,7 @@ thread_local FreeLists lists;
 void release_all() noexcept {
   for (size_t c = 0; c < kClasses; ++c) {
     while (FreeBlock *b = lists.head[c]) {
-      POOL_UNPOISON(b, (c + 1) * kStep);
+      POOL_UNPOISON(b, block_bytes(c));
       lists.head[c] = b->next;
       ::operator delete(b);
     }
@@ -71,12 +74,12 @@ void *pool_allocate(size_t bytes) {
   const size_t c = (bytes - 1) / kStep;  // 0 bytes wraps to a large class
   if (c >= kClasses) return ::operator new(bytes);
   if (FreeBlock *b = lists.head[c]) {
-    POOL_UNPOISON(b, (c + 1) * kStep);
+    POOL_UNPOISON(b, block_bytes(c));
     lists.head[c] = b->next;
     --lists.count[c];
     return b;
   }
-  return ::operator new((c + 1) * kStep);
+  return ::operator new(block_bytes(c));
 }
 
 void pool_deallocate(void *block, size_t bytes) noexcept {
@@ -85,26 +88,23 @@ void pool_deallocate(void *block, size_t bytes) noexcept {
     ::operator delete(block);
     return;
   }
-  if (lists.count[c] >= kMaxFree || lists.state != FreeLists::Keeping) {
-    if (lists.state == FreeLists::None) {
-      register_cleanup();
-    } else {
-      ::operator delete(block);
-      return;
-    }
+  if (lists.state == FreeLists::None) register_cleanup();
+  if (lists.state == FreeLists::Closed || lists.count[c] >= kMaxFree) {
+    ::operator delete(block);
+    return;
   }
   auto *b = static_cast<FreeBlock *>(block);
   b->next = lists.head[c];
   lists.head[c] = b;
   ++lists.count[c];
-  POOL_POISON(b, (c + 1) * kStep);
+  POOL_POISON(b, block_bytes(c));
 }
 
 PoolStats pool_stats() {
   PoolStats s;
   for (size_t c = 0; c < kClasses; ++c) {
     s.blocks += lists.count[c];
-    s.bytes += lists.count[c] * (c + 1) * kStep;
+    s.bytes += lists.count[c] * block_bytes(c);
   }
   return s;
 }
