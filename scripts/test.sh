@@ -60,15 +60,16 @@ for line in lines:
         bad += 1
     if r["result"] not in ("OK", "EXPECTEDFAIL", "SKIP") and not (f or e):
         bad = max(bad, 1)
+fuzz_summary = ""
 if os.path.exists("build-fuzz/summary.txt") and len(sys.argv) > 2:
-    for line in open("build-fuzz/summary.txt"):
-        if re.match(r"fuzz_\w+: Done", line):
-            ok += 1  # a target that ran its time without a finding
-        elif "FINDING" in line:
-            bad += 1
+    fuzz_summary = open("build-fuzz/summary.txt").read()
+for line in fuzz_summary.splitlines():
+    if re.match(r"fuzz_\w+: Done", line):
+        ok += 1  # a target that ran its time without a finding
+    elif "FINDING" in line:
+        bad += 1
 # Fuzzing that failed without a finding (the targets did not build) is a
 # failure too, not silence.
-fuzz_summary = open("build-fuzz/summary.txt").read() if os.path.exists("build-fuzz/summary.txt") else ""
 if os.environ.get("FUZZ_STATUS", "0") != "0" and "FINDING" not in fuzz_summary:
     bad += 1
     print("fuzz: the targets did not build or run; see the output above")
