@@ -203,8 +203,10 @@ void SelfManagedCertsConfig::check() const {
     throw std::invalid_argument(
         "--self-managed-cert-validity cannot be longer than --self-managed-ca-validity");
   }
-  // The switch to a new CA must finish well before the old one expires.
-  if (trust_delay * 6 > ca_validity) {
+  // A new CA is made when kRenewFraction of the old one's validity is left;
+  // waiting for it to be trusted may use at most half of that margin.
+  if (static_cast<double>(trust_delay.count()) >
+      static_cast<double>(ca_validity.count()) * kRenewFraction / 2) {
     throw std::invalid_argument(
         "--self-managed-trust-delay must be under a sixth of --self-managed-ca-validity");
   }

@@ -106,4 +106,10 @@ TEST_CASE("self-managed certificate flags", "[certs][cli]") {
   CHECK_THAT(error_of({"--self-managed-certs", "a/b", "--self-managed-ca-validity", "60s",
                        "--self-managed-cert-validity", "20s", "--self-managed-trust-delay", "20s"}),
              Catch::Contains("a sixth"));
+  // The boundary: a sixth exactly still leaves the renewal margin's other half.
+  CHECK(error_of({"--self-managed-certs", "a/b", "--self-managed-ca-validity", "60s",
+                  "--self-managed-cert-validity", "20s", "--self-managed-trust-delay", "10s"}) == "no error");
+  CHECK_THAT(error_of({"--self-managed-certs", "a/b", "--self-managed-ca-validity", "60s",
+                       "--self-managed-cert-validity", "20s", "--self-managed-trust-delay", "11s"}),
+             Catch::Contains("a sixth"));
 }
