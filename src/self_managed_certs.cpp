@@ -27,7 +27,8 @@ constexpr const char *kTrustUpdatedAt = "hci-admission.io/trust-updated-at";
 // Secret never writes an older bundle over a newer one.
 constexpr const char *kBundleGeneration = "hci-admission.io/ca-bundle-generation";
 // Renew when less than this part of a certificate's validity is left.
-constexpr double kRenewFraction = 1.0 / 3;
+constexpr int kRenewDivisor = 3;
+constexpr double kRenewFraction = 1.0 / kRenewDivisor;
 
 struct KeyPair {
   PemPair pem;
@@ -205,8 +206,7 @@ void SelfManagedCertsConfig::check() const {
   }
   // A new CA is made when kRenewFraction of the old one's validity is left;
   // waiting for it to be trusted may use at most half of that margin.
-  if (static_cast<double>(trust_delay.count()) >
-      static_cast<double>(ca_validity.count()) * kRenewFraction / 2) {
+  if (trust_delay * 2 * kRenewDivisor > ca_validity) {
     throw std::invalid_argument(
         "--self-managed-trust-delay must be under a sixth of --self-managed-ca-validity");
   }
