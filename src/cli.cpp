@@ -34,6 +34,9 @@ const FlagHelp kServerFlags[] = {
     {"policies", "LIST", "comma-separated policies to serve (default: all)"},
     {"max-body-size", "SIZE", "largest request body, e.g. 7MiB (default 7MiB); larger gets 413"},
     {"max-header-size", "SIZE", "largest request header section (default 16KiB); larger gets 431"},
+    {"max-buffered-size", "SIZE",
+     "bytes all connections together may hold beyond --max-header-size each: bodies being read, answers not "
+     "yet written (default 32MiB); past it reading stops, and a body it can never hold gets 413"},
     {"max-connections", "N", "open connections at most; more are refused (default 1024)"},
     {"max-connections-per-client", "N",
      "open connections one client address may hold (default: half of --max-connections)"},
@@ -234,6 +237,8 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
       o.server.limits.max_body_bytes = byte_size(flag, value);
     } else if (flag == "max-header-size") {
       o.server.limits.max_header_bytes = byte_size(flag, value);
+    } else if (flag == "max-buffered-size") {
+      o.server.max_buffered_bytes = byte_size(flag, value);
     } else if (flag == "threads") {
       o.server.threads = parse_unsigned(flag, value, 256);
     } else if (flag == "max-connections") {

@@ -4,7 +4,9 @@
 
 #include "hci_admission/json_patch.hpp"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace hci_admission {
 namespace {
@@ -69,13 +71,6 @@ bool parse_decimal(std::string_view s, uint64_t &out) {
   return true;
 }
 
-HttpParse invalid(HttpParse &p, int status, std::string message) {
-  p.status = HttpParse::Status::Invalid;
-  p.error_status = status;
-  p.error = std::move(message);
-  return std::move(p);
-}
-
 const char *reason_phrase(int status) {
   switch (status) {
     case 100:
@@ -115,54 +110,109 @@ const char *reason_phrase(int status) {
 
 }  // namespace
 
-HttpParse parse_http_request(std::string_view in, const HttpLimits &limits) {
-  HttpParse p;
-  // Empty lines before a request are allowed (RFC 9112 2.2).
-  size_t start = 0;
-  while (in.size() - start >= 2 && in[start] == '\r' && in[start + 1] == '\n') start += 2;
-  const size_t header_end = in.find("\r\n\r\n", start);
-  if (header_end == std::string_view::npos || header_end - start > limits.max_header_bytes) {
-    if (in.size() - start > limits.max_header_bytes) {
-      return invalid(p, 431,
-                     "request header section exceeds " + std::to_string(limits.max_header_bytes) + " bytes");
-    }
-    return p;
-  }
-  const std::string_view head = in.substr(start, header_end - start);
+HttpParse::Status HttpRequestParser::fail(int status, std::string message) {
+  p_.status = HttpParse::Status::Invalid;
+  p_.error_status = status;
+  p_.error = std::move(message);
+  phase_ = Phase::Done;
+  return p_.status;
+}
 
+HttpParse::Status HttpRequestParser::complete(std::string &buffer, size_t consumed) {
+  p_.status = HttpParse::Status::Complete;
+  p_.consumed = consumed;
+  phase_ = Phase::Done;
+  const auto view = [&](Span s) { return std::string_view(buffer).substr(s.at, s.size); };
+  p_.method = view(method_);
+  const std::string_view target = view(target_);
+  const size_t question = target.find('?');
+  p_.path = target.substr(0, question);
+  p_.query = question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  p_.content_type = view(content_type_);
+  p_.body_view = std::string_view(buffer).substr(
+      p_.head_bytes, p_.chunked ? decoded_ : static_cast<size_t>(p_.content_length));
+  return p_.status;
+}
+
+HttpParse::Status HttpRequestParser::parse(std::string &buffer) {
+  switch (phase_) {
+    case Phase::Done:
+      return p_.status;
+    case Phase::Head: {
+      // Empty lines before a request are allowed (RFC 9112 2.2); they count
+      // towards the header limit.
+      while (buffer.size() - start_ >= 2 && buffer[start_] == '\r' && buffer[start_ + 1] == '\n') start_ += 2;
+      if (scanned_ < start_) scanned_ = start_;
+      const size_t header_end = buffer.find("\r\n\r\n", scanned_ >= start_ + 3 ? scanned_ - 3 : start_);
+      if (header_end == std::string::npos) {
+        scanned_ = buffer.size();
+        // The blank line can no longer start within the limit.
+        if (buffer.size() >= limits_.max_header_bytes + 4) {
+          return fail(
+              431, "request header section exceeds " + std::to_string(limits_.max_header_bytes) + " bytes");
+        }
+        return p_.status;
+      }
+      if (header_end > limits_.max_header_bytes) {
+        return fail(431,
+                    "request header section exceeds " + std::to_string(limits_.max_header_bytes) + " bytes");
+      }
+      if (parse_head(buffer, header_end) == HttpParse::Status::Invalid) return p_.status;
+      p_.head_bytes = header_end + 4;
+      if (p_.chunked) {
+        raw_ = scanned_ = p_.head_bytes;
+        phase_ = Phase::ChunkSize;
+        return parse_chunked(buffer);
+      }
+      if (!p_.has_length) return complete(buffer, p_.head_bytes);
+      if (p_.content_length > limits_.max_body_bytes) {
+        return fail(413,
+                    "request body exceeds the limit of " + std::to_string(limits_.max_body_bytes) + " bytes");
+      }
+      phase_ = Phase::Body;
+    }
+      [[fallthrough]];
+    case Phase::Body:
+      if (buffer.size() - p_.head_bytes < p_.content_length) return p_.status;
+      return complete(buffer, p_.known_size());
+    default:
+      return parse_chunked(buffer);
+  }
+}
+
+HttpParse::Status HttpRequestParser::parse_head(std::string_view in, size_t header_end) {
+  const std::string_view head = in.substr(start_, header_end - start_);
   // Request line: method SP request-target SP HTTP-version
-  size_t eol = head.find("\r\n");
+  const size_t eol = head.find("\r\n");
   const std::string_view line = head.substr(0, eol);
   const size_t sp1 = line.find(' ');
   const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-    return invalid(p, 400, "malformed request line");
+    return fail(400, "malformed request line");
   }
-  p.method = line.substr(0, sp1);
+  const std::string_view method = line.substr(0, sp1);
   const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line.substr(sp2 + 1);
-  if (!is_token(p.method)) return invalid(p, 400, "malformed request method");
-  if (target.empty() || target.front() != '/') return invalid(p, 400, "request target must be a path");
+  if (!is_token(method)) return fail(400, "malformed request method");
+  if (target.empty() || target.front() != '/') return fail(400, "request target must be a path");
   for (char c : target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-      return invalid(p, 400, "malformed request target");
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail(400, "malformed request target");
   }
   if (version == "HTTP/1.1") {
-    p.keep_alive = true;
+    p_.keep_alive = true;
   } else if (version == "HTTP/1.0") {
-    p.keep_alive = false;
+    p_.keep_alive = false;
   } else if (version.rfind("HTTP/", 0) == 0) {
-    return invalid(p, 505, "HTTP version " + std::string(version) + " not supported; use HTTP/1.1");
+    return fail(505, "HTTP version " + std::string(version) + " not supported; use HTTP/1.1");
   } else {
-    return invalid(p, 400, "malformed request line");
+    return fail(400, "malformed request line");
   }
-  const size_t question = target.find('?');
-  p.path = target.substr(0, question);
-  if (question != std::string_view::npos) p.query = target.substr(question + 1);
+  const auto span = [&](std::string_view part) {
+    return Span{static_cast<size_t>(part.data() - in.data()), part.size()};
+  };
+  method_ = span(method);
+  target_ = span(target);
 
-  bool have_length = false;
-  uint64_t length = 0;
-  bool &chunked = p.chunked;
   bool content_type_seen = false;
   size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
   while (pos < head.size()) {
@@ -170,28 +220,28 @@ HttpParse parse_http_request(std::string_view in, const HttpLimits &limits) {
     if (next == std::string_view::npos) next = head.size();
     const std::string_view field = head.substr(pos, next - pos);
     pos = next + 2;
-    if (field.front() == ' ' || field.front() == '\t') return invalid(p, 400, "obsolete header line folding");
+    if (field.front() == ' ' || field.front() == '\t') return fail(400, "obsolete header line folding");
     const size_t colon = field.find(':');
-    if (colon == std::string_view::npos) return invalid(p, 400, "malformed header line");
+    if (colon == std::string_view::npos) return fail(400, "malformed header line");
     const std::string_view name = field.substr(0, colon);
-    if (!is_token(name)) return invalid(p, 400, "malformed header name");
+    if (!is_token(name)) return fail(400, "malformed header name");
     const std::string_view value = trim_ows(field.substr(colon + 1));
     for (char c : value) {
-      if (c == '\r' || c == '\n' || c == '\0') return invalid(p, 400, "control character in header value");
+      if (c == '\r' || c == '\n' || c == '\0') return fail(400, "control character in header value");
     }
     if (iequals(name, "content-length")) {
       uint64_t v = 0;
-      if (!parse_decimal(value, v)) return invalid(p, 400, "malformed Content-Length");
-      if (have_length && v != length) return invalid(p, 400, "conflicting Content-Length headers");
-      have_length = true;
-      length = v;
+      if (!parse_decimal(value, v)) return fail(400, "malformed Content-Length");
+      if (p_.has_length && v != p_.content_length) return fail(400, "conflicting Content-Length headers");
+      p_.has_length = true;
+      p_.content_length = v;
     } else if (iequals(name, "transfer-encoding")) {
-      if (!iequals(value, "chunked") || chunked) {
-        return invalid(p, 501, "transfer encoding \"" + std::string(value) + "\" not supported");
+      if (!iequals(value, "chunked") || p_.chunked) {
+        return fail(501, "transfer encoding \"" + std::string(value) + "\" not supported");
       }
-      chunked = true;
+      p_.chunked = true;
     } else if (iequals(name, "content-type")) {
-      if (!content_type_seen) p.content_type = value;
+      if (!content_type_seen) content_type_ = span(value);
       content_type_seen = true;
     } else if (iequals(name, "connection")) {
       size_t t = 0;
@@ -199,77 +249,123 @@ HttpParse parse_http_request(std::string_view in, const HttpLimits &limits) {
         size_t comma = value.find(',', t);
         if (comma == std::string_view::npos) comma = value.size();
         const std::string_view token = trim_ows(value.substr(t, comma - t));
-        if (iequals(token, "close")) p.keep_alive = false;
-        if (iequals(token, "keep-alive") && version == "HTTP/1.0") p.keep_alive = true;
+        if (iequals(token, "close")) p_.keep_alive = false;
+        if (iequals(token, "keep-alive") && version == "HTTP/1.0") p_.keep_alive = true;
         t = comma + 1;
       }
     } else if (iequals(name, "expect")) {
-      if (!iequals(value, "100-continue")) return invalid(p, 417, "unsupported expectation");
-      p.expect_continue = true;
+      if (!iequals(value, "100-continue")) return fail(417, "unsupported expectation");
+      p_.expect_continue = true;
     }
   }
-  if (chunked && have_length) return invalid(p, 400, "both Content-Length and Transfer-Encoding");
-  p.headers_complete = true;
+  if (p_.chunked && p_.has_length) return fail(400, "both Content-Length and Transfer-Encoding");
+  p_.headers_complete = true;
+  return p_.status;
+}
 
-  const size_t body_start = header_end + 4;
-  if (have_length) {
-    if (length > limits.max_body_bytes) {
-      return invalid(p, 413,
-                     "request body exceeds the limit of " + std::to_string(limits.max_body_bytes) + " bytes");
+// Chunk framing is read where it stands and the data moved down to follow
+// the body decoded so far; the framing read is then cut from the buffer.
+HttpParse::Status HttpRequestParser::parse_chunked(std::string &buffer) {
+  constexpr size_t kMaxChunkLine = 1024;
+  const auto compact = [&] {
+    const size_t body_end = p_.head_bytes + decoded_;
+    if (raw_ > body_end) {
+      buffer.erase(body_end, raw_ - body_end);
+      scanned_ -= raw_ - body_end;
+      raw_ = body_end;
     }
-    if (in.size() - body_start < length) return p;
-    p.body_in_input = in.substr(body_start, length);
-    p.consumed = body_start + length;
-  } else if (chunked) {
-    size_t at = body_start;
-    for (;;) {
-      const size_t line_end = in.find("\r\n", at);
-      if (line_end == std::string_view::npos) {
-        if (in.size() - at > 1024) return invalid(p, 400, "malformed chunk size");
-        return p;
-      }
-      std::string_view size_text = in.substr(at, line_end - at);
-      size_text = trim_ows(size_text.substr(0, size_text.find(';')));
-      if (size_text.empty() || size_text.size() > 15) return invalid(p, 400, "malformed chunk size");
-      uint64_t size = 0;
-      for (char c : size_text) {
-        int d = (c >= '0' && c <= '9')   ? c - '0'
-                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                         : -1;
-        if (d < 0) return invalid(p, 400, "malformed chunk size");
-        size = size * 16 + static_cast<uint64_t>(d);
-      }
-      at = line_end + 2;
-      if (size == 0) {
-        // Trailer fields, if any, are read and dropped.
-        if (in.size() - at >= 2 && in.compare(at, 2, "\r\n") == 0) {
-          p.consumed = at + 2;
-        } else {
-          const size_t end = in.find("\r\n\r\n", at);
-          if (end == std::string_view::npos) {
-            if (in.size() - at > limits.max_header_bytes) return invalid(p, 431, "chunked trailer too large");
-            return p;
-          }
-          p.consumed = end + 4;
+  };
+  for (;;) {
+    switch (phase_) {
+      case Phase::ChunkSize: {
+        const size_t line_end = buffer.find("\r\n", std::max(raw_, scanned_ > 0 ? scanned_ - 1 : 0));
+        if (line_end == std::string::npos) {
+          scanned_ = buffer.size();
+          if (buffer.size() - raw_ >= kMaxChunkLine + 2) return fail(400, "malformed chunk size");
+          compact();
+          return p_.status;
         }
+        std::string_view size_text(buffer.data() + raw_, line_end - raw_);
+        if (size_text.size() > kMaxChunkLine) return fail(400, "malformed chunk size");
+        size_text = trim_ows(size_text.substr(0, size_text.find(';')));
+        if (size_text.empty() || size_text.size() > 15) return fail(400, "malformed chunk size");
+        uint64_t size = 0;
+        for (char c : size_text) {
+          const int d = (c >= '0' && c <= '9')   ? c - '0'
+                        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                 : -1;
+          if (d < 0) return fail(400, "malformed chunk size");
+          size = size * 16 + static_cast<uint64_t>(d);
+        }
+        raw_ = scanned_ = line_end + 2;
+        if (size == 0) {
+          phase_ = Phase::Trailer;
+          break;
+        }
+        if (decoded_ + size > limits_.max_body_bytes) {
+          return fail(
+              413, "request body exceeds the limit of " + std::to_string(limits_.max_body_bytes) + " bytes");
+        }
+        chunk_left_ = size;
+        phase_ = Phase::ChunkData;
         break;
       }
-      if (p.chunked_body.size() + size > limits.max_body_bytes) {
-        return invalid(
-            p, 413, "request body exceeds the limit of " + std::to_string(limits.max_body_bytes) + " bytes");
+      case Phase::ChunkData: {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_left_, buffer.size() - raw_));
+        const size_t body_end = p_.head_bytes + decoded_;
+        if (raw_ != body_end) std::memmove(&buffer[body_end], buffer.data() + raw_, n);
+        decoded_ += n;
+        raw_ += n;
+        chunk_left_ -= n;
+        if (chunk_left_ > 0) {
+          scanned_ = raw_;
+          compact();
+          return p_.status;
+        }
+        phase_ = Phase::ChunkEnd;
+        break;
       }
-      if (in.size() - at < size + 2) return p;
-      p.chunked_body.append(in.data() + at, size);
-      at += size;
-      if (in.compare(at, 2, "\r\n") != 0) return invalid(p, 400, "chunk data longer than its size");
-      at += 2;
+      case Phase::ChunkEnd:
+        if (buffer.size() - raw_ < 2) {
+          scanned_ = raw_;
+          compact();
+          return p_.status;
+        }
+        if (buffer.compare(raw_, 2, "\r\n") != 0) return fail(400, "chunk data longer than its size");
+        raw_ = scanned_ = raw_ + 2;
+        phase_ = Phase::ChunkSize;
+        break;
+      case Phase::Trailer: {
+        // Trailer fields, if any, are read and dropped.
+        size_t end = std::string::npos;
+        if (buffer.size() - raw_ >= 2 && buffer.compare(raw_, 2, "\r\n") == 0) {
+          end = raw_ + 2;
+        } else {
+          const size_t found = buffer.find("\r\n\r\n", std::max(raw_, scanned_ >= 3 ? scanned_ - 3 : 0));
+          if (found != std::string::npos) end = found + 4;
+        }
+        if (end == std::string::npos) {
+          scanned_ = buffer.size();
+          if (buffer.size() - raw_ >= limits_.max_header_bytes + 4)
+            return fail(431, "chunked trailer too large");
+          compact();
+          return p_.status;
+        }
+        raw_ = end;
+        compact();
+        return complete(buffer, raw_);
+      }
+      default:
+        return p_.status;
     }
-  } else {
-    p.consumed = body_start;
   }
-  p.status = HttpParse::Status::Complete;
-  return p;
+}
+
+HttpParse parse_http_request(std::string &buffer, const HttpLimits &limits) {
+  HttpRequestParser parser(limits);
+  parser.parse(buffer);
+  return parser.request();
 }
 
 HttpReply error_reply(int status, const std::string &message) {

@@ -14,9 +14,11 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -51,7 +53,15 @@ struct Connection {
   uint32_t interest = 0;  // epoll events registered
   bool registered = false;
   bool tls_checked = false;  // the first byte was looked at
-  std::string in;
+  std::string in;            // the request being read, and any pipelined after it
+  HttpRequestParser parser;
+  // Bytes `in` may hold: the server's request allowance plus `taken` from
+  // the budget (in the `taken_large` share). Reads stop there.
+  size_t reserved = 0;
+  size_t taken = 0;
+  bool taken_large = false;
+  bool held_back = false;   // waiting for room in the budget; not read meanwhile
+  size_t answer_taken = 0;  // taken for `out` beyond the answer allowance
   std::string out;
   size_t out_sent = 0;
   bool close_after_write = false;
@@ -68,11 +78,15 @@ struct Connection {
   std::string client;                     // its address, for --max-connections-per-client
 };
 
-// A request handed to a worker, with copies of what the handler reads.
+// A request handed to a worker. The connection's input moves with it, so
+// the body is neither copied nor freed while the worker reads it; it comes
+// back with the answer.
 struct OffloadedRequest {
   int fd;
   uint64_t id;
-  std::string method, path, content_type, body, query;
+  std::string bytes;
+  size_t body_at, body_size;
+  std::string method, path, content_type, query;
   std::vector<std::string> client_names;
 };
 
@@ -149,11 +163,16 @@ class HttpsServer::Loop {
     }
     wake();
   }
-  void complete(int fd, uint64_t id, HttpReply reply) {
+  void complete(int fd, uint64_t id, HttpReply reply, std::string bytes) {
     {
       std::lock_guard<std::mutex> lock(inbox_mutex_);
-      done_.push_back({fd, id, std::move(reply)});
+      done_.push_back({fd, id, std::move(reply), std::move(bytes)});
     }
+    wake();
+  }
+  // Room came back to the budget: held-back requests try again.
+  void retry_soon() {
+    retry_ = true;
     wake();
   }
   void wake() {
@@ -173,6 +192,7 @@ class HttpsServer::Loop {
           uint64_t v;
           [[maybe_unused]] auto r = read(wake_fd_, &v, sizeof v);
           take_inbox(now);
+          if (retry_.exchange(false)) retry_held(now);
         } else if (fd == listen_fd_) {
           accept_some(now);
         } else {
@@ -185,7 +205,9 @@ class HttpsServer::Loop {
         if (conns_.empty()) return;
       }
       if (now >= next_sweep) {
+        retry_held(now);
         sweep(now);
+        if (this == server_.loops_.front().get()) server_.give_memory_back();
         next_sweep = now + std::chrono::seconds(1);
       }
     }
@@ -196,6 +218,7 @@ class HttpsServer::Loop {
     int fd;
     uint64_t id;
     HttpReply reply;
+    std::string bytes;  // the connection's input, handed back
   };
 
   void accept_some(Clock::time_point now) {
@@ -252,8 +275,10 @@ class HttpsServer::Loop {
       if (it == conns_.end() || it->second->id != d.id) continue;
       Connection &c = *it->second;
       c.state = Connection::State::Open;
+      c.in = std::move(d.bytes);
       finish_request(c, d.reply, c.pending_consumed, c.pending_head, c.pending_keep_alive, now);
-      if (conns_.count(d.fd)) process_input(c, now);
+      // Reading on, not just parsing: OpenSSL may hold bytes epoll cannot see.
+      if (conns_.count(d.fd) && c.state == Connection::State::Open) read_input(c, now);
     }
   }
 
@@ -323,6 +348,8 @@ class HttpsServer::Loop {
     c->ssl = ssl;
     c->accepted = c->last_activity = now;
     c->client = std::move(client);
+    c->parser = HttpRequestParser(server_.config_.limits);
+    c->reserved = allowance_;
     Connection &ref = *c;
     conns_[fd] = std::move(c);
     set_interest(ref, EPOLLIN);
@@ -344,6 +371,10 @@ class HttpsServer::Loop {
       drop(c);
       return;
     }
+    if ((events & EPOLLRDHUP) && c.held_back && c.state == Connection::State::Open) {
+      on_held_back_hangup(c);
+      return;
+    }
     switch (c.state) {
       case Connection::State::Handshake:
         handshake(c, now);
@@ -359,13 +390,13 @@ class HttpsServer::Loop {
     if ((events & EPOLLOUT) && c.out_sent < c.out.size()) {
       if (!flush(c, now)) return;
       // Requests that came in while the answer was stuck are waiting in
-      // the buffer; no further input may come to wake them.
+      // the buffer or in OpenSSL; no further input may come to wake them.
       if (c.out_sent >= c.out.size() && !(events & EPOLLIN)) {
-        process_input(c, now);
+        if (!c.held_back) read_input(c, now);
         return;
       }
     }
-    if (events & EPOLLIN) read_input(c, now);
+    if ((events & EPOLLIN) && !c.held_back) read_input(c, now);
   }
 
   void handshake(Connection &c, Clock::time_point now) {
@@ -430,44 +461,71 @@ class HttpsServer::Loop {
     return buf;
   }
 
-  void read_input(Connection &c, Clock::time_point now) {
-    const size_t cap =
-        server_.config_.limits.max_body_bytes + server_.config_.limits.max_header_bytes + kReadChunk;
+  enum class ReadEnd { Drained, Full, Closed };
+
+  // Reads what the client sent, up to the connection's reservation.
+  ReadEnd read_some(Connection &c, Clock::time_point now) {
     char buf[kReadChunk];
-    bool got = false;
-    while (c.in.size() < cap) {
+    for (;;) {
+      const size_t room = c.reserved > c.in.size() ? c.reserved - c.in.size() : 0;
+      if (room == 0) return ReadEnd::Full;
       ERR_clear_error();
-      const int n = SSL_read(c.ssl, buf, sizeof buf);
+      const int n = SSL_read(c.ssl, buf, static_cast<int>(std::min(room, sizeof buf)));
       if (n > 0) {
         if (c.in.empty()) c.request_started = now;
+        // Capacity grows as a string's does, but never past the reservation.
+        const size_t size = c.in.size() + static_cast<size_t>(n);
+        if (c.in.capacity() < size) c.in.reserve(std::min(c.reserved, std::max(size, 2 * c.in.capacity())));
         c.in.append(buf, static_cast<size_t>(n));
-        got = true;
+        c.last_activity = now;
         // With read-ahead OpenSSL may hold bytes it has read but not yet
         // decrypted; epoll cannot see those, so read on until it holds
         // none. Stopping then saves a read that would only say EAGAIN.
-        if (!SSL_has_pending(c.ssl)) break;
+        if (!SSL_has_pending(c.ssl)) return ReadEnd::Drained;
         continue;
       }
       const int err = SSL_get_error(c.ssl, n);
-      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return ReadEnd::Drained;
       // Closed by the peer (close_notify or EOF) or broken.
       drop(c);
-      return;
+      return ReadEnd::Closed;
     }
-    if (got) c.last_activity = now;
-    process_input(c, now);
+  }
+
+  void read_input(Connection &c, Clock::time_point now) {
+    const int fd = c.fd;
+    for (;;) {
+      const ReadEnd end = read_some(c, now);
+      if (end == ReadEnd::Closed) return;
+      process_input(c, now);
+      if (!conns_.count(fd) || c.state != Connection::State::Open || c.held_back) return;
+      if (c.out_sent < c.out.size()) {
+        // An answer is stuck: read nothing more until it is written
+        // (level-triggered EPOLLIN would otherwise spin on a full buffer).
+        if (end == ReadEnd::Full) set_interest(c, EPOLLOUT);
+        return;
+      }
+      if (end == ReadEnd::Drained) return;
+      // Full: answering made room, or the request needs more than it has.
+      if (c.in.size() >= c.reserved && !reserve_for(c, now)) return;
+    }
   }
 
   // Answers every complete request in the input, one at a time.
   void process_input(Connection &c, Clock::time_point now) {
     const int fd = c.fd;
-    while (c.state == Connection::State::Open && c.out_sent >= c.out.size() && !c.in.empty()) {
-      HttpParse p = parse_http_request(c.in, server_.config_.limits);
-      if (p.status == HttpParse::Status::Invalid) {
+    while (c.state == Connection::State::Open && c.out_sent >= c.out.size() && !c.in.empty() &&
+           !c.held_back) {
+      const HttpParse::Status status = c.parser.parse(c.in);
+      const HttpParse &p = c.parser.request();
+      if (status == HttpParse::Status::Invalid) {
         send_reply(c, error_reply(p.error_status, p.error), false, true, now);
         return;
       }
-      if (p.status == HttpParse::Status::Incomplete) {
+      if (status == HttpParse::Status::Incomplete) {
+        // Room for the whole body is taken as soon as its size is known,
+        // before 100 Continue invites it.
+        if (p.known_size() > c.reserved && !reserve_for(c, now)) return;
         if (p.headers_complete && p.expect_continue && !c.continue_sent) {
           c.continue_sent = true;
           send(c, "HTTP/1.1 100 Continue\r\n\r\n", false, now);
@@ -477,20 +535,24 @@ class HttpsServer::Loop {
       c.continue_sent = false;
       const bool head = p.method == "HEAD";
       if (server_.blocking_ && server_.blocking_(p.path)) {
-        auto job = std::make_shared<OffloadedRequest>(OffloadedRequest{
-            c.fd, c.id, std::string(p.method), std::string(p.path), std::string(p.content_type),
-            std::string(p.body()), std::string(p.query), c.client_names});
+        auto job = std::make_shared<OffloadedRequest>(
+            OffloadedRequest{c.fd, c.id, std::string(), static_cast<size_t>(p.body().data() - c.in.data()),
+                             p.body().size(), std::string(p.method), std::string(p.path),
+                             std::string(p.content_type), std::string(p.query), c.client_names});
         c.state = Connection::State::Offloaded;
         c.pending_consumed = p.consumed;
         c.pending_head = head;
         c.pending_keep_alive = p.keep_alive;
+        job->bytes = std::move(c.in);
+        c.in = std::string();
         set_interest(c, 0);
         Loop *self = this;
         HttpsServer &server = server_;
         server_.workers_->enqueue([job, self, &server] {
+          const std::string_view body(job->bytes.data() + job->body_at, job->body_size);
           HttpReply reply = server.handle_safely(
-              {job->method, job->path, job->content_type, job->body, job->query, &job->client_names});
-          self->complete(job->fd, job->id, std::move(reply));
+              {job->method, job->path, job->content_type, body, job->query, &job->client_names});
+          self->complete(job->fd, job->id, std::move(reply), std::move(job->bytes));
         });
         return;
       }
@@ -501,9 +563,118 @@ class HttpsServer::Loop {
     }
   }
 
+  // What the request at the start of the input needs the buffer to hold.
+  size_t wanted_size(const Connection &c) const {
+    const HttpParse &p = c.parser.request();
+    if (!p.headers_complete) return allowance_;  // the header limit is within it
+    if (p.has_length) return p.known_size();
+    // Chunked, size unknown: double, up to what the largest body can take
+    // with a trailer and one chunk line of framing not yet decoded.
+    const auto &limits = server_.config_.limits;
+    const size_t most = p.head_bytes + limits.max_body_bytes + limits.max_header_bytes + 4 + 1026;
+    return std::min(most, std::max(c.reserved * 2, c.in.size() + kReadChunk));
+  }
+
+  // Takes room from the budget for the rest of the request at the start of
+  // the input, all of it or none. False when the connection was answered
+  // 413 (it can never fit) or is held back until room comes back.
+  bool reserve_for(Connection &c, Clock::time_point now) {
+    const HttpParse &p = c.parser.request();
+    ByteBudget &budget = *server_.budget_;
+    size_t wanted = wanted_size(c);
+    // Chunked bodies are never what kube-apiserver sends: always large.
+    const bool large = c.taken > 0 ? c.taken_large : (p.chunked || budget.is_large(wanted));
+    if (p.chunked) wanted = std::min(wanted, allowance_ + budget.largest_grant(large));
+    if (wanted <= c.reserved || wanted - allowance_ > budget.largest_grant(large)) {
+      release_hold(c);
+      server_.too_large_->inc();
+      const size_t most = allowance_ + budget.largest_grant(large) - p.head_bytes;
+      send_reply(c,
+                 error_reply(413, "request body exceeds the " + std::to_string(most) +
+                                      " bytes that --max-buffered-size lets one request of its kind hold"),
+                 false, true, now);
+      return false;
+    }
+    const size_t more = wanted - allowance_ - c.taken;
+    if (!budget.take(more, large)) {
+      hold_back(c);
+      return false;
+    }
+    release_hold(c);
+    c.taken += more;
+    c.taken_large = large;
+    c.reserved = wanted;
+    c.in.reserve(wanted);
+    return true;
+  }
+
+  void hold_back(Connection &c) {
+    if (!c.held_back) {
+      c.held_back = true;
+      ++server_.held_back_;
+      server_.held_back_total_->inc();
+    }
+    held_.emplace_back(c.fd, c.id);
+    // Nothing is read meanwhile, but a client that gives up must still be
+    // seen, or it would hold its share of the budget to --read-timeout.
+    set_interest(c, EPOLLRDHUP | (c.out_sent < c.out.size() ? static_cast<uint32_t>(EPOLLOUT) : 0u));
+  }
+
+  // A held-back client closed its side: if what it sent before can no
+  // longer complete the request, it is gone for good.
+  void on_held_back_hangup(Connection &c) {
+    int in_socket = 0;
+    if (ioctl(c.fd, FIONREAD, &in_socket) != 0) in_socket = 0;
+    const HttpParse &p = c.parser.request();
+    // TLS adds to every record, so fewer bytes in the socket than the body
+    // still needs cannot be enough; a chunked body could end at any byte.
+    const size_t needed = p.has_length ? wanted_size(c) - c.in.size() : 1;
+    if (!SSL_has_pending(c.ssl) && static_cast<size_t>(in_socket) < needed) {
+      drop(c);
+      return;
+    }
+    set_interest(c, c.interest & ~static_cast<uint32_t>(EPOLLRDHUP));
+  }
+
+  void release_hold(Connection &c) {
+    if (!c.held_back) return;
+    c.held_back = false;
+    --server_.held_back_;
+  }
+
+  // Held-back requests, oldest first, try again to take their room.
+  void retry_held(Clock::time_point now) {
+    if (held_.empty()) return;
+    std::vector<std::pair<int, uint64_t>> waiting;
+    waiting.swap(held_);
+    for (const auto &[fd, id] : waiting) {
+      auto it = conns_.find(fd);
+      if (it == conns_.end() || it->second->id != id || !it->second->held_back) continue;
+      Connection &c = *it->second;
+      if (!reserve_for(c, now)) continue;
+      set_interest(c, EPOLLIN);
+      read_input(c, now);
+    }
+  }
+
+  // Gives back what the connection holds beyond the request now at the start
+  // of its input, and the memory with it.
+  void settle_input(Connection &c) {
+    const size_t keep = std::max(c.in.size(), allowance_) - allowance_;
+    if (keep < c.taken) {
+      server_.budget_->give_back(c.taken - keep, c.taken_large);
+      c.taken = keep;
+      c.reserved = allowance_ + keep;
+      if (c.in.capacity() > c.reserved) c.in.shrink_to_fit();
+      server_.budget_returned();
+    }
+  }
+
   void finish_request(Connection &c, const HttpReply &reply, size_t consumed, bool head, bool keep_alive,
                       Clock::time_point now) {
     c.in.erase(0, consumed);
+    c.parser.reset();
+    settle_input(c);
     if (!c.in.empty()) c.request_started = now;
     ++c.requests;
     const bool close_after =
@@ -515,6 +686,7 @@ class HttpsServer::Loop {
     begin_output(c);
     c.out += bytes;
     c.close_after_write = c.close_after_write || close_after;
+    charge_answer(c);
     flush(c, now);
   }
 
@@ -522,7 +694,23 @@ class HttpsServer::Loop {
     begin_output(c);
     append_http_reply(c.out, reply, head, close_after);
     c.close_after_write = c.close_after_write || close_after;
+    charge_answer(c);
     flush(c, now);
+  }
+
+  // An answer past its allowance is counted in the budget until written.
+  void charge_answer(Connection &c) {
+    const size_t over = c.out.capacity() > kAnswerAllowance ? c.out.capacity() - kAnswerAllowance : 0;
+    if (over <= c.answer_taken) return;
+    server_.budget_->take_anyway(over - c.answer_taken);
+    c.answer_taken = over;
+  }
+
+  void release_answer(Connection &c) {
+    if (c.answer_taken == 0) return;
+    server_.budget_->give_back(c.answer_taken, false);
+    c.answer_taken = 0;
+    server_.budget_returned();
   }
 
   // The output buffer keeps its capacity from one answer to the next.
@@ -553,7 +741,10 @@ class HttpsServer::Loop {
     }
     c.out.clear();
     c.out_sent = 0;
-    if (c.out.capacity() > (64u << 10)) c.out.shrink_to_fit();
+    if (c.out.capacity() > kAnswerAllowance) {
+      c.out.shrink_to_fit();
+      release_answer(c);
+    }
     if (c.close_after_write) {
       start_linger(c, now);
       return false;
@@ -568,6 +759,8 @@ class HttpsServer::Loop {
     c.state = Connection::State::Lingering;
     c.linger_until = now + kLingerTime;
     c.in.clear();
+    settle_input(c);
+    release_hold(c);
     set_interest(c, EPOLLIN);
   }
 
@@ -585,6 +778,10 @@ class HttpsServer::Loop {
   void drop(Connection &c) {
     const int fd = c.fd;
     server_.release_client(c.client);
+    release_hold(c);
+    if (c.taken > 0) server_.budget_->give_back(c.taken, c.taken_large);
+    if (c.answer_taken > 0) server_.budget_->give_back(c.answer_taken, false);
+    if (c.taken > 0 || c.answer_taken > 0) server_.budget_returned();
     epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     SSL_free(c.ssl);
     close(fd);
@@ -667,6 +864,9 @@ class HttpsServer::Loop {
   }
 
   HttpsServer &server_;
+  const size_t allowance_ = server_.request_allowance();
+  std::vector<std::pair<int, uint64_t>> held_;  // held-back connections (fd, id), oldest first
+  std::atomic<bool> retry_{false};
   int epfd_ = -1;
   int wake_fd_ = -1;
   int listen_fd_ = -1;
@@ -700,6 +900,9 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
   if (config_.max_connections_per_client == 0)
     config_.max_connections_per_client = std::max<size_t>(1, config_.max_connections / 2);
   workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
+  // A quarter of the budget is kept for ordinary reviews (up to 1 MiB).
+  budget_ = std::make_unique<ByteBudget>(config_.max_buffered_bytes, kOrdinaryRequest,
+                                         config_.max_buffered_bytes / 4);
   MetricsRegistry &m = metrics();
   const char *refused_help = "Connections closed at once: at a connection limit with nothing stale to close.";
   refused_ =
@@ -716,17 +919,61 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
                  "Connections closed because a handshake, request or answer took longer than allowed.");
   m.gauge_function("hci_admission_connections_open", "Open client connections.",
                    [this] { return static_cast<double>(connections_.load()); });
+  held_back_total_ = &m.counter("hci_admission_requests_held_back_total",
+                                "Requests whose reading stopped until the buffer budget had room for them.");
+  too_large_ =
+      &m.counter("hci_admission_requests_refused_total",
+                 "Requests refused before their body was read (413): more than --max-buffered-size lets "
+                 "one request hold.",
+                 {{"reason", "exceeds-buffer-budget"}});
+  m.gauge_function("hci_admission_buffered_bytes",
+                   "Bytes held for clients beyond each connection's allowance: bodies being read, answers "
+                   "not yet written.",
+                   [this] { return static_cast<double>(budget_->held()); });
+  m.gauge_function("hci_admission_buffered_bytes_limit", "The buffer budget, --max-buffered-size.",
+                   [this] { return static_cast<double>(budget_->limit()); });
+  m.gauge_function("hci_admission_requests_held_back", "Requests waiting now for room in the buffer budget.",
+                   [this] { return static_cast<double>(held_back_.load()); });
 }
 
 HttpsServer::~HttpsServer() {
   // The registry outlives this server: its gauge must not read a dead one.
   metrics().gauge_function("hci_admission_connections_open", "Open client connections.", [] { return 0.0; });
+  metrics().gauge_function("hci_admission_buffered_bytes", "", [] { return 0.0; });
+  metrics().gauge_function("hci_admission_requests_held_back", "", [] { return 0.0; });
+  metrics().gauge_function("hci_admission_buffered_bytes_limit", "", [] { return 0.0; });
   stop();
   // Workers finish first: they hand their answers to the loops.
   if (workers_) workers_->shutdown();
   loops_.clear();
   if (listen_fd_ >= 0) close(listen_fd_);
   SSL_CTX_free(ssl_ctx_);
+}
+
+size_t HttpsServer::request_allowance() const {
+  // The whole header section with its blank line, the most a request can
+  // need before its body size is known.
+  return std::max<size_t>(config_.limits.max_header_bytes + 4, 4096);
+}
+
+void HttpsServer::give_memory_back() {
+  // What the server holds for clients, roughly: each connection at its
+  // allowance, and the budget. When that has fallen by more than 8 MiB
+  // since the last look, freed blocks in the middle of the heap go back
+  // to the system too (glibc gives back only its top on its own). After
+  // 1,000 hostile connections closed, RSS stayed at 54 MiB without this.
+  const size_t holding = connections_.load() * request_allowance() + budget_->held();
+  if (holding >= memory_high_water_) {
+    memory_high_water_ = holding;
+  } else if (memory_high_water_ - holding > (8u << 20)) {
+    malloc_trim(0);
+    memory_high_water_ = holding;
+  }
+}
+
+void HttpsServer::budget_returned() {
+  if (held_back_.load(std::memory_order_relaxed) == 0) return;
+  for (auto &loop : loops_) loop->retry_soon();
 }
 
 HttpReply HttpsServer::handle_safely(const HttpRequestView &request) const {
