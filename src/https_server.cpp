@@ -568,11 +568,15 @@ class HttpsServer::Loop {
     const HttpParse &p = c.parser.request();
     if (!p.headers_complete) return allowance_;  // the header limit is within it
     if (p.has_length) return p.known_size();
-    // Chunked, size unknown: double, up to what the largest body can take
-    // with a trailer and one chunk line of framing not yet decoded.
+    // Chunked, size unknown: double, up to the most it can need.
+    return std::min(chunked_most(c), std::max(c.reserved * 2, c.in.size() + kReadChunk));
+  }
+
+  // The largest body with a trailer and a chunk line of framing not yet
+  // decoded (the parser decodes in place as it goes).
+  size_t chunked_most(const Connection &c) const {
     const auto &limits = server_.config_.limits;
-    const size_t most = p.head_bytes + limits.max_body_bytes + limits.max_header_bytes + 4 + 1026;
-    return std::min(most, std::max(c.reserved * 2, c.in.size() + kReadChunk));
+    return c.parser.request().head_bytes + limits.max_body_bytes + limits.max_header_bytes + 4 + 1026;
   }
 
   // Takes room from the budget for the rest of the request at the start of
@@ -604,7 +608,11 @@ class HttpsServer::Loop {
     c.taken += more;
     c.taken_large = large;
     c.reserved = wanted;
-    c.in.reserve(wanted);
+    // A chunked body past 1 MiB gets address space for the largest body at
+    // once: pages count (in RSS and the budget) only once written, while
+    // growing by doubling copies the body and faults fresh pages at every
+    // step (a 7 MiB chunked body cost 1.8x one with Content-Length; 1.06 to 1.16x so).
+    c.in.reserve(p.chunked && wanted > kOrdinaryRequest ? chunked_most(c) : wanted);
     return true;
   }
 
