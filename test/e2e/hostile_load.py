@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Hostile large-body load beside a legitimate client, with the server's memory.
 
-  hostile_load.py attack --port P --ca CA --pid PID --review FILE --path PATH
+  hostile_load.py attack --port P --ca CA --pid PID --review FILE [--big-review FILE] --path PATH
       [--connections 60] [--body-size 7340000] [--modes fast,slow,chunked]
       [--seconds 20] [--sources 127.0.0.2,127.0.0.3] [--settle 5]
   hostile_load.py cpu --port P --ca CA --pid PID [--body-size 7340000] [--count 5]
@@ -12,8 +12,9 @@ announcing a body of BODY_SIZE bytes and sending all of it but the last byte,
 then holding until the server cuts it off; then again, until SECONDS have
 passed. fast sends as fast as the server reads, slow 16 KiB every 0.5 s,
 chunked the same body as 64 KiB chunks without the last one. Meanwhile a
-separate process sends the review in FILE to PATH over keep-alive and checks
-each answer (200, the same uid, a response), and probes /healthz with a new
+separate process sends the review in FILE to PATH over keep-alive (every
+tenth time the one in --big-review, if given) and checks each answer (200,
+the same uid), and probes /healthz with a new
 connection every 0.25 s. Prints one JSON object: the server's RSS before,
 at its peak (VmHWM, reset before the attack) and SETTLE seconds after, the
 legitimate client's answers and latency, the probes, and what the hostile
@@ -83,11 +84,15 @@ def read_response(s, buf):
 # --- the legitimate side: its own process, so the attack's event loop does
 # not add to its latency.
 
-def legit(port, ca, review_file, path, stop_at, out):
-    body = open(review_file, "rb").read()
-    uid = json.loads(body)["request"]["uid"]
-    req = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+def legit(port, ca, review_files, path, stop_at, out):
+    requests = []
+    for review_file in review_files:
+        body = open(review_file, "rb").read()
+        requests.append((json.loads(body)["request"]["uid"],
+                         (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n").encode() + body))
+    sent = 0
+    big_answered = 0
     ctx = context(ca)
     latencies, failures, errors = [], 0, []
     probes_ok, probes_failed = 0, 0
@@ -112,10 +117,15 @@ def legit(port, ca, review_file, path, stop_at, out):
                 s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
                                     server_hostname="localhost")
                 buf = b""
+            # Every tenth review is the big one, when there is one.
+            big = len(requests) > 1 and sent % 10 == 9
+            uid, req = requests[1 if big else 0]
+            sent += 1
             t0 = time.perf_counter()
             s.sendall(req)
             status, answer, buf = read_response(s, buf)
             latencies.append(time.perf_counter() - t0)
+            big_answered += big and status == 200
             review = json.loads(answer) if status == 200 else {}
             if status != 200 or review.get("response", {}).get("uid") != uid:
                 failures += 1
@@ -135,7 +145,7 @@ def legit(port, ca, review_file, path, stop_at, out):
     latencies.sort()
     q = lambda f: round(1000 * latencies[min(len(latencies) - 1, int(f * len(latencies)))], 2) if latencies else None
     out.put({"reviews": len(latencies) + failures - sum(1 for e in errors if e.startswith("review: HTTP")),
-             "failed": failures, "p50_ms": q(0.50), "p99_ms": q(0.99), "max_ms": q(1.0),
+             "failed": failures, "big_reviews": big_answered, "p50_ms": q(0.50), "p99_ms": q(0.99), "max_ms": q(1.0),
              "healthz_ok": probes_ok, "healthz_failed": probes_failed, "errors": errors[:5]})
 
 
@@ -210,7 +220,8 @@ def attack(args):
         f.write("5")  # resets VmHWM, so the peak is this attack's
     stop_at = time.time() + args.seconds
     out = multiprocessing.Queue()
-    good = multiprocessing.Process(target=legit, args=(args.port, args.ca, args.review, args.path, stop_at, out))
+    reviews = [args.review] + ([args.big_review] if args.big_review else [])
+    good = multiprocessing.Process(target=legit, args=(args.port, args.ca, reviews, args.path, stop_at, out))
     good.start()
     peak_sampled = [0]
 
@@ -281,6 +292,7 @@ def main():
     ap.add_argument("--ca", required=True)
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--review")
+    ap.add_argument("--big-review", help="sent instead of --review every tenth time")
     ap.add_argument("--path", default="/validate/upgrade-guard")
     ap.add_argument("--connections", type=int, default=60)
     ap.add_argument("--body-size", type=int, default=7 * 2**20 - 4096)

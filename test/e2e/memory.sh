@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End-to-end: memory under hostile load. Connections that send near-limit
+# bodies fast, slowly and chunked, and then hold, while a legitimate client
+# sends ordinary reviews (6 KB, and every tenth one of 300 KB) and probes
+# /healthz: the reviews are all answered, the probes too, peak RSS stays
+# within what the buffer budget promises, and RSS comes back afterwards.
+# Then the 413 for a body the budget can never hold.
+#
+#   test/e2e/memory.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+metric() { curl -sS --cacert "$ca" "$(url /metrics)" | awk -v n="$1" '$1 == n {print $2}'; }
+csi=/mutate/csi-controller-placement
+jq -c .review "$src/test/fixtures/e2e/csi-no-affinity.json" >"$work/review.json"
+jq -c '.review | .request.object.metadata.annotations.padding = ("x" * 300000)' \
+  "$src/test/fixtures/e2e/csi-no-affinity.json" >"$work/big-review.json"
+# Under AddressSanitizer freed memory is kept in quarantine and every byte has
+# a shadow: RSS says nothing there, the answers still do.
+sanitized=false
+ldd "$bin" | grep -q libasan && sanitized=true
+
+connections=60
+budget_mib=32
+start_server "$work/memory.log" --read-timeout 3s
+for _ in 1 2 3; do post $csi "$work/review.json" >/dev/null; post $csi "$work/big-review.json" >/dev/null; done
+"$py" "$src/test/e2e/hostile_load.py" attack --port "$port" --ca "$ca" --pid "$server_pid" \
+  --review "$work/review.json" --big-review "$work/big-review.json" --path $csi \
+  --connections $connections --seconds 20 --settle 6 --sources 127.0.0.2,127.0.0.3 >"$work/attack.json"
+echo "memory: $(cat "$work/attack.json")"
+field() { jq -r "$1" "$work/attack.json"; }
+check "memory: every legitimate review is answered correctly under attack ($(field .legit.failed) failed)" \
+  test "$(field .legit.failed)" = 0
+check "memory: the legitimate client got on with its work ($(field .legit.reviews) reviews)" \
+  test "$(field .legit.reviews)" -ge 200
+check "memory: 300 KB reviews were among them ($(field .legit.big_reviews))" test "$(field .legit.big_reviews)" -ge 20
+check "memory: /healthz answers throughout ($(field .legit.healthz_failed) failed)" \
+  test "$(field .legit.healthz_failed)" = 0 -a "$(field .legit.healthz_ok)" -ge 40
+check "memory: the hostile connections were cut off, none answered 2xx" \
+  bash -c "[ $(field .hostile.cut_off) -ge $connections ] && ! jq -e '.hostile.answers | keys | any(startswith(\"2\"))' '$work/attack.json' >/dev/null"
+check "memory: requests were held back while the budget was spent" \
+  test "$(metric hci_admission_requests_held_back_total)" -ge 1
+check "memory: the budget is all given back afterwards" test "$(metric hci_admission_buffered_bytes)" = 0
+if ! $sanitized; then
+  # What README promises: idle + --max-buffered-size + 48 KiB a connection,
+  # with 8 MiB for the policies' own work.
+  promise=$(awk -v i="$(field .rss_idle_mib)" -v b=$budget_mib -v c=$connections 'BEGIN {print i + b + c * 48 / 1024 + 8}')
+  check "memory: peak RSS $(field .rss_peak_mib) MiB within the promise of $promise MiB" \
+    awk -v p="$(field .rss_peak_mib)" -v m="$promise" 'BEGIN {exit !(p <= m)}'
+  check "memory: RSS comes back: $(field .rss_after_mib) MiB after, $(field .rss_idle_mib) MiB before" \
+    awk -v a="$(field .rss_after_mib)" -v i="$(field .rss_idle_mib)" 'BEGIN {exit !(a <= i + 5)}'
+fi
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+
+# A small budget: a body it can never hold is refused before it is read;
+# ordinary reviews, 300 KB ones too, still fit.
+start_server "$work/small.log" --max-buffered-size 1MiB
+head -c 1500000 /dev/zero | tr '\0' a >"$work/too-big.json"
+expect_413() { # expect_413 NAME CURL_ARGS...; leaves "STATUS BYTES_SENT" in $answer
+  local name=$1; shift
+  answer=$(curl -sS --cacert "$ca" -o "$work/out" -w '%{http_code} %{size_upload}' \
+    -H 'Content-Type: application/json' "$@" "$(url $csi)" 2>/dev/null)
+  check "memory: $name is 413 ($answer)" test "${answer% *}" = 413
+  check "memory: $name names the flag" grep -q -- "--max-buffered-size" "$work/out"
+}
+# curl waits for 100 Continue before it sends the body: none of it is sent.
+expect_413 "a 1.5 MB body over a 1 MiB budget" -H 'Expect: 100-continue' --expect100-timeout 5 \
+  --data-binary "@$work/too-big.json"
+check "memory: the 413 came before any of the body was sent ($answer)" test "${answer#* }" = 0
+expect_413 "a chunked 1.5 MB body over a 1 MiB budget" -H 'Transfer-Encoding: chunked' --data-binary "@$work/too-big.json"
+check "memory: 413s are counted" \
+  test "$(metric 'hci_admission_requests_refused_total{reason="exceeds-buffer-budget"}')" = 2
+status=$(post $csi "$work/big-review.json")
+check "memory: a 300 KB review fits a 1 MiB budget ($status)" test "$status" = 200
+check "memory: and is answered" grep -q '"allowed":true' "$work/out"
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+
+echo "memory: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
