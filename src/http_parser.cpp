@@ -343,6 +343,10 @@ HttpParse::Status HttpRequestParser::parse_chunked(std::string &buffer) {
           end = raw_ + 2;
         } else {
           const size_t found = buffer.find("\r\n\r\n", std::max(raw_, scanned_ >= 3 ? scanned_ - 3 : 0));
+          // The same limit however the trailer arrives (found by fuzz_http).
+          if (found != std::string::npos && found - raw_ > limits_.max_header_bytes) {
+            return fail(431, "chunked trailer too large");
+          }
           if (found != std::string::npos) end = found + 4;
         }
         if (end == std::string::npos) {

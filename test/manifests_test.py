@@ -28,6 +28,13 @@ def check(what, ok):
         print(f"FAIL: {what}", file=sys.stderr)
 
 
+def size_bytes(text):
+    """7MiB, 128Mi, 1G, 512Ki or bytes."""
+    m = re.fullmatch(r"(\d+)(B|K|Ki|KiB|M|Mi|MiB|G|Gi|GiB)?", text)
+    unit = (m.group(2) or "B").rstrip("B").rstrip("i") or "B"
+    return int(m.group(1)) * {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
+
+
 def render(path):
     out = subprocess.run(["kubectl", "kustomize", f"{src}/manifests/{path}"], capture_output=True, text=True)
     check(f"kubectl kustomize {path}: {out.stderr.strip()}", out.returncode == 0)
@@ -69,6 +76,16 @@ for overlay, expected_policies in overlays.items():
     managed = [a.split("=", 1)[1] for a in args if a.startswith("--self-managed-webhooks=")]
     for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"):
         check(f"{overlay}: has a {kind}", kind in by_kind)
+
+    # Memory: what the server may hold under load fits the pod's limit
+    # (README, "Memory under hostile load").
+    flag = lambda name: next((a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")), None)
+    limit = size_bytes(dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
+    budget = size_bytes(flag("max-buffered-size") or "32MiB")
+    conns = int(flag("max-connections") or 1024)
+    need = (12 << 20) + budget + conns * (48 << 10) + (8 << 20)
+    check(f"{overlay}: memory limit {limit >> 20} MiB holds idle + budget + connections ({need >> 20} MiB)",
+          need <= limit)
     if not self_managed:
         for kind in ("Certificate", "Issuer"):
             check(f"{overlay}: has a cert-manager {kind}", kind in by_kind)
