@@ -7,6 +7,8 @@
 // of a webhook in kube-apiserver's request path. Here a connection is a
 // state machine on one loop thread, and a request is handled where it is
 // read, except on paths whose handler may block (those go to workers).
+// What connections hold beyond their own allowance comes from one
+// ByteBudget; a request it has no room for is not read until it has.
 #pragma once
 
 #include "hci_admission/byte_budget.hpp"
