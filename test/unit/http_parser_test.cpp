@@ -135,7 +135,8 @@ const std::vector<Case> kInvalid = {
     {"chunked trailer too large",
      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(1100, 'a'), 431},
     {"chunked trailer too large, ended",
-     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(1100, 'a') + "\r\n\r\n", 431},
+     "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(1100, 'a') + "\r\n\r\n",
+     431},
 };
 }  // namespace
 
