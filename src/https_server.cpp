@@ -61,6 +61,7 @@ struct Connection {
   size_t taken = 0;
   bool taken_large = false;
   bool held_back = false;   // waiting for room in the budget; not read meanwhile
+  bool peer_gone = false;   // Offloaded: the client went away; dropped when the worker is done
   size_t answer_taken = 0;  // taken for `out` beyond the answer allowance
   std::string out;
   size_t out_sent = 0;
@@ -276,6 +277,10 @@ class HttpsServer::Loop {
       Connection &c = *it->second;
       c.state = Connection::State::Open;
       c.in = std::move(d.bytes);
+      if (c.peer_gone) {
+        drop(c);
+        continue;
+      }
       finish_request(c, d.reply, c.pending_consumed, c.pending_head, c.pending_keep_alive, now);
       // Reading on, not just parsing: OpenSSL may hold bytes epoll cannot see.
       if (conns_.count(d.fd) && c.state == Connection::State::Open) read_input(c, now);
@@ -367,6 +372,16 @@ class HttpsServer::Loop {
   }
 
   void on_event(Connection &c, uint32_t events, Clock::time_point now) {
+    if (c.state == Connection::State::Offloaded) {
+      // A worker still reads this connection's input: it keeps its share of
+      // the budget, and its place under --max-connections, until the answer.
+      if (events & (EPOLLERR | EPOLLHUP)) {
+        epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+        c.registered = false;
+        c.peer_gone = true;
+      }
+      return;
+    }
     if ((events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLIN)) {
       drop(c);
       return;
@@ -568,15 +583,12 @@ class HttpsServer::Loop {
     const HttpParse &p = c.parser.request();
     if (!p.headers_complete) return allowance_;  // the header limit is within it
     if (p.has_length) return p.known_size();
-    // Chunked, size unknown: double, up to the most it can need.
-    return std::min(chunked_most(c), std::max(c.reserved * 2, c.in.size() + kReadChunk));
-  }
-
-  // The largest body with a trailer and a chunk line of framing not yet
-  // decoded (the parser decodes in place as it goes).
-  size_t chunked_most(const Connection &c) const {
+    // Chunked, size unknown: the most the largest body can need, with a
+    // trailer and a chunk line of framing not yet decoded (the parser
+    // decodes in place as it goes), or what the budget can ever give.
     const auto &limits = server_.config_.limits;
-    return c.parser.request().head_bytes + limits.max_body_bytes + limits.max_header_bytes + 4 + 1026;
+    const size_t most = p.head_bytes + limits.max_body_bytes + limits.max_header_bytes + 4 + 1026;
+    return std::min(most, allowance_ + server_.budget_->largest_grant(true));
   }
 
   // Takes room from the budget for the rest of the request at the start of
@@ -585,10 +597,9 @@ class HttpsServer::Loop {
   bool reserve_for(Connection &c, Clock::time_point now) {
     const HttpParse &p = c.parser.request();
     ByteBudget &budget = *server_.budget_;
-    size_t wanted = wanted_size(c);
+    const size_t wanted = wanted_size(c);
     // Chunked bodies are never what kube-apiserver sends: always large.
     const bool large = c.taken > 0 ? c.taken_large : (p.chunked || budget.is_large(wanted));
-    if (p.chunked) wanted = std::min(wanted, allowance_ + budget.largest_grant(large));
     if (wanted <= c.reserved || wanted - allowance_ > budget.largest_grant(large)) {
       release_hold(c);
       server_.too_large_->inc();
@@ -601,18 +612,22 @@ class HttpsServer::Loop {
     }
     const size_t more = wanted - allowance_ - c.taken;
     if (!budget.take(more, large)) {
+      // Counted as held back first, so that room given back from now on
+      // wakes this loop; then once more, for room that came back before.
       hold_back(c);
-      return false;
+      if (!budget.take(more, large)) return false;
+      set_interest(c, c.out_sent < c.out.size() ? static_cast<uint32_t>(EPOLLIN | EPOLLOUT)
+                                                : static_cast<uint32_t>(EPOLLIN));
     }
     release_hold(c);
     c.taken += more;
     c.taken_large = large;
     c.reserved = wanted;
-    // A chunked body past 1 MiB gets address space for the largest body at
-    // once: pages count (in RSS and the budget) only once written, while
-    // growing by doubling copies the body and faults fresh pages at every
-    // step (a 7 MiB chunked body cost 1.8x one with Content-Length; 1.06 to 1.16x so).
-    c.in.reserve(p.chunked && wanted > kOrdinaryRequest ? chunked_most(c) : wanted);
+    // Address space for all of it at once (pages are resident only once
+    // written): growing by doubling would copy the body and fault fresh
+    // pages at every step (a 7 MiB chunked body cost 1.8x one with
+    // Content-Length that way; 1.06 to 1.26x so).
+    c.in.reserve(wanted);
     return true;
   }
 

@@ -8,8 +8,10 @@
 namespace hci_admission {
 
 // One budget shared by the event loops. A take either fits whole or takes
-// nothing, so a request never holds part of what it needs while waiting for
-// the rest (two half-read bodies cannot block each other). Requests larger
+// nothing, and the server takes all a request can need in one take (the
+// body's size, or for a chunked body the most it may grow to), so a request
+// never holds part of what it needs while waiting for the rest: two
+// half-read bodies cannot block each other. Requests larger
 // than `ordinary_request` may together hold at most the limit less
 // `reserve`: bodies of that size are never what kube-apiserver sends for the
 // objects we watch, so they cannot crowd out the reviews it does send.

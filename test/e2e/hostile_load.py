@@ -4,6 +4,7 @@
   hostile_load.py attack --port P --ca CA --pid PID --review FILE [--big-review FILE] --path PATH
       [--connections 60] [--body-size 7340000] [--modes fast,slow,chunked]
       [--seconds 20] [--sources 127.0.0.2,127.0.0.3] [--settle 5]
+  hostile_load.py uploads --port P --ca CA --pid PID [--count 5] [--body-size N] [--chunked]
   hostile_load.py cpu --port P --ca CA --pid PID [--body-size 7340000] [--count 5]
 
 attack: CONNECTIONS TLS connections, spread over MODES and SOURCES (local
@@ -20,6 +21,10 @@ at its peak (VmHWM, reset before the attack) and SETTLE seconds after, the
 legitimate client's answers and latency, the probes, and what the hostile
 connections managed.
 
+uploads: COUNT clients at once each send one whole body of BODY_SIZE bytes to
+/healthz (405 once read), with Content-Length or --chunked, and report the
+statuses they got and how long the slowest took.
+
 cpu: the server's CPU time (from /proc) for COUNT bodies of BODY_SIZE bytes
 sent in 16 KiB writes with Content-Length, then chunked (16 KiB chunks).
 """
@@ -34,6 +39,8 @@ import statistics
 import sys
 import threading
 import time
+
+import raw_client  # beside this file
 
 
 def status_kib(pid, field):
@@ -56,29 +63,11 @@ def context(ca):
 
 
 def read_response(s, buf):
-    """Reads one response from a blocking socket; returns (status, body, rest);
-    rest is None when the server said it closes the connection."""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise EOFError("closed before a response")
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length, close = 0, False
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        if k.strip().lower() == "content-length":
-            length = int(v)
-        if k.strip().lower() == "connection" and v.strip().lower() == "close":
-            close = True
-    while len(rest) < length:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise EOFError("closed mid-body")
-        rest += chunk
-    return status, rest[:length], None if close else rest[length:]
+    """Reads one response; returns (status, body, rest), rest None when the
+    server said it closes the connection."""
+    headers = {}
+    status, body, rest = raw_client.read_response(s, buf, headers)
+    return status, body, None if headers.get("connection", "").lower() == "close" else rest
 
 
 # --- the legitimate side: its own process, so the attack's event loop does
@@ -285,9 +274,46 @@ def cpu(args):
                       "ratio": round(chunked / length, 2) if length > 0 else None}))
 
 
+def uploads(args):
+    ctx = context(args.ca)
+    statuses = []
+    lock = threading.Lock()
+
+    def one():
+        try:
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", args.port), timeout=60),
+                                server_hostname="localhost")
+            head = ("POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+                    ("Transfer-Encoding: chunked\r\n" if args.chunked else f"Content-Length: {args.body_size}\r\n") +
+                    "\r\n")
+            s.sendall(head.encode())
+            left = args.body_size
+            while left > 0:
+                n = min(65536, left)
+                s.sendall(f"{n:x}\r\n".encode() + b"a" * n + b"\r\n" if args.chunked else b"a" * n)
+                left -= n
+            if args.chunked:
+                s.sendall(b"0\r\n\r\n")
+            status = str(read_response(s, b"")[0])
+            s.close()
+        except Exception as e:  # noqa: BLE001 - a cut-off counts as such
+            status = type(e).__name__
+        with lock:
+            statuses.append(status)
+
+    t0 = time.time()
+    threads = [threading.Thread(target=one) for _ in range(args.count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = {k: statuses.count(k) for k in sorted(set(statuses))}
+    print(json.dumps({"statuses": counts, "seconds": round(time.time() - t0, 2)}))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["attack", "cpu"])
+    ap.add_argument("command", choices=["attack", "uploads", "cpu"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--ca", required=True)
     ap.add_argument("--pid", type=int, required=True)
@@ -301,8 +327,9 @@ def main():
     ap.add_argument("--sources", default="127.0.0.2,127.0.0.3")
     ap.add_argument("--settle", type=float, default=5)
     ap.add_argument("--count", type=int, default=5)
+    ap.add_argument("--chunked", action="store_true")
     args = ap.parse_args()
-    attack(args) if args.command == "attack" else cpu(args)
+    {"attack": attack, "uploads": uploads, "cpu": cpu}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # sends ordinary reviews (6 KB, and every tenth one of 300 KB) and probes
 # /healthz: the reviews are all answered, the probes too, peak RSS stays
 # within what the buffer budget promises, and RSS comes back afterwards.
-# Then the 413 for a body the budget can never hold.
+# Then more large bodies at once than the budget holds, and the 413 for a
+# body the budget can never hold.
 #
 #   test/e2e/memory.sh BINARY SOURCE_DIR
 set -uo pipefail
@@ -51,6 +52,18 @@ if ! $sanitized; then
   check "memory: RSS comes back: $(field .rss_after_mib) MiB after, $(field .rss_idle_mib) MiB before" \
     awk -v a="$(field .rss_after_mib)" -v i="$(field .rss_idle_mib)" 'BEGIN {exit !(a <= i + 5)}'
 fi
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+
+# More large bodies at once than the budget holds together: they wait their
+# turn and are all answered, none cut off at --read-timeout. (Chunked bodies
+# that grew step by step once held parts of the budget and all waited.)
+start_server "$work/uploads.log" --read-timeout 5s
+for kind in "" --chunked; do
+  "$py" "$src/test/e2e/hostile_load.py" uploads --port "$port" --ca "$ca" --pid "$server_pid" --count 8 \
+    $kind >"$work/uploads.json"
+  check "memory: 8 bodies of 7 MiB ${kind:-with Content-Length} at once are all read and answered: $(cat "$work/uploads.json")" \
+    test "$(jq -r '.statuses["405"]' "$work/uploads.json")" = 8
+done
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 
 # A small budget: a body it can never hold is refused before it is read;

@@ -36,8 +36,9 @@ def tls(port, ca, rcvbuf=None):
     return ctx.wrap_socket(s, server_hostname="localhost")
 
 
-def read_response(s, buf):
-    """Reads one response; returns (status, body, rest of buffer)."""
+def read_response(s, buf, headers=None):
+    """Reads one response; returns (status, body, rest of buffer). HEADERS, a
+    dict if given, gets the response's header fields (names in lower case)."""
     while b"\r\n\r\n" not in buf:
         chunk = s.recv(65536)
         if not chunk:
@@ -49,6 +50,8 @@ def read_response(s, buf):
     length = 0
     for line in lines[1:]:
         k, _, v = line.partition(":")
+        if headers is not None:
+            headers[k.strip().lower()] = v.strip()
         if k.strip().lower() == "content-length":
             length = int(v)
     while len(rest) < length:
