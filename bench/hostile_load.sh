@@ -24,7 +24,7 @@ build/hci-admission --cert-dir "$work/certs" --port 0 --bind 127.0.0.1 --cluster
   "$@" >"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
-  port=$(grep -o 'serving.*127\.0\.0\.1:[0-9]*' "$work/server.log" | grep -o '[0-9]*$' | head -1)
+  port=$(grep -o 'serving.*127\.0\.0\.1:[0-9]*' "$work/server.log" | grep -o '[0-9]*$' | head -1 || true)
   [ -n "$port" ] && break
   sleep 0.05
 done
