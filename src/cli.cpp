@@ -1,6 +1,7 @@
 #include "hci_admission/cli.hpp"
 
 #include "hci_admission/kube_client.hpp"
+#include "hci_admission/text.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -104,16 +105,6 @@ unsigned long long parse_unsigned(const std::string &flag, const std::string &te
     throw UsageError("--" + flag + " must be at most " + std::to_string(max) + ", got " + text);
   }
   return v;
-}
-
-std::vector<std::string> split_list(const std::string &text) {
-  std::vector<std::string> out;
-  std::stringstream s(text);
-  std::string item;
-  while (std::getline(s, item, ',')) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
 }
 
 std::chrono::milliseconds at_least_a_second(const std::string &flag, const std::string &text) {

@@ -32,13 +32,6 @@ Json &ensure(Json &parent, const char *key, Json::value_t type, const std::strin
   return member;
 }
 
-std::string trim(std::string s) {
-  auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
-
 }  // namespace
 
 Json &ensure_object(Json &parent, const char *key, const std::string &where) {
@@ -64,17 +57,6 @@ const Json *find_member(const Json &parent, const char *key, Json::value_t type,
 std::string string_member(const Json &parent, const char *key, const std::string &where) {
   const Json *v = find_member(parent, key, Json::value_t::string, where);
   return v ? v->get<std::string>() : std::string();
-}
-
-std::vector<std::string> split_list(const std::string &text) {
-  std::vector<std::string> out;
-  std::stringstream s(text);
-  std::string item;
-  while (std::getline(s, item, ',')) {
-    item = trim(item);
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
 }
 
 LabelSelector LabelSelector::parse(const std::string &text) {

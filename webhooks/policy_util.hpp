@@ -3,6 +3,7 @@
 #pragma once
 
 #include "hci_admission/admission.hpp"
+#include "hci_admission/text.hpp"
 
 #include <optional>
 #include <stdexcept>
@@ -45,9 +46,6 @@ class LabelSelector {
  private:
   std::vector<std::pair<std::string, std::optional<std::string>>> requirements_;
 };
-
-// Splits a comma-separated list, dropping empty items and spaces.
-std::vector<std::string> split_list(const std::string &text);
 
 // A boolean annotation: "true"/"false" in any case; absent or "" is nullopt.
 // Any other value is reported through `invalid`.

@@ -1,4 +1,5 @@
 #include "hci_admission/cli.hpp"
+#include "hci_admission/text.hpp"
 #include "registry.hpp"
 
 #include <catch2/catch.hpp>
@@ -72,4 +73,19 @@ TEST_CASE("help lists every flag and policy option", "[cli]") {
         "/mutate/csi-controller-placement", "/mutate/kubevirt-infra-placement"}) {
     CHECK_THAT(text, Catch::Contains(flag));
   }
+}
+
+TEST_CASE("every list flag trims its items", "[cli]") {
+  // --policies once failed on " kubevirt-infra-placement" while
+  // --control-plane-labels accepted the same spacing.
+  const Options o = parse({"--policies", " csi-controller-placement, kubevirt-infra-placement,,"});
+  CHECK(o.enabled_policies ==
+        std::vector<std::string>{"csi-controller-placement", "kubevirt-infra-placement"});
+  CHECK(split_list(" a ,\tb,, c") == std::vector<std::string>{"a", "b", "c"});
+}
+
+TEST_CASE("the buffer budget is a size", "[cli]") {
+  CHECK(parse({"--max-buffered-size", "64MiB"}).server.max_buffered_bytes == 64u << 20);
+  CHECK(parse({}).server.max_buffered_bytes == 32u << 20);
+  CHECK_THAT(error_of({"--max-buffered-size", "lots"}), Catch::Contains("--max-buffered-size"));
 }
