@@ -3,7 +3,6 @@
 # clients are served throughout.
 start_server "$work/abuse.log" --max-connections 40 --read-timeout 2s
 healthy() { test "$(curl -sS -m 2 --cacert "$ca" -o /dev/null -w '%{http_code}' "$(url /healthz)" 2>/dev/null)" = 200; }
-metric() { curl -sS --cacert "$ca" "$(url /metrics)" | awk -v n="$1" '$1 == n {print $2}'; }
 
 # One address opens 100 silent connections: it gets its half of the 40.
 "$py" "$raw" flood "$port" 127.0.0.2 100 3 >"$work/flood1.out" &

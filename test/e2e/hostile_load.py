@@ -70,6 +70,26 @@ def read_response(s, buf):
     return status, body, None if headers.get("connection", "").lower() == "close" else rest
 
 
+def request_head(path, size, chunked):
+    """The header section of a POST of SIZE bytes, or chunked."""
+    return (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+            ("Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {size}\r\n") + "\r\n").encode()
+
+
+def post_body(s, size, chunked, piece):
+    """Sends a whole POST of SIZE bytes to /healthz (405 once read) over the
+    blocking socket s, in writes (or chunks) of PIECE bytes."""
+    s.sendall(request_head("/healthz", size, chunked))
+    data = b"a" * piece
+    left = size
+    while left > 0:
+        n = min(piece, left)
+        s.sendall(f"{n:x}\r\n".encode() + data[:n] + b"\r\n" if chunked else data[:n])
+        left -= n
+    if chunked:
+        s.sendall(b"0\r\n\r\n")
+
+
 # --- the legitimate side: its own process, so the attack's event loop does
 # not add to its latency.
 
@@ -161,12 +181,10 @@ async def hostile(mode, source, args, ctx, stop_at, tally):
             continue
         tally.connections += 1
         chunked = mode == "chunked"
-        head = (f"POST {args.path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
-                ("Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {size}\r\n") + "\r\n")
         piece = 16384 if mode == "slow" else 65536
         reading = asyncio.ensure_future(reader.read(4096))
         try:
-            writer.write(head.encode())
+            writer.write(request_head(args.path, size, chunked))
             sent = 0
             while sent < size - 1 and time.time() < stop_at and not reading.done():
                 n = min(piece, size - 1 - sent)
@@ -248,19 +266,9 @@ def cpu(args):
     def send_all(chunked):
         s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", args.port), timeout=30), server_hostname="localhost")
         buf = b""
-        body = b"x" * 16384
         before = cpu_seconds(args.pid)
         for _ in range(args.count):
-            head = ("POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
-                    ("Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {size}\r\n") + "\r\n")
-            s.sendall(head.encode())
-            left = size
-            while left > 0:
-                n = min(16384, left)
-                s.sendall(f"{n:x}\r\n".encode() + body[:n] + b"\r\n" if chunked else body[:n])
-                left -= n
-            if chunked:
-                s.sendall(b"0\r\n\r\n")
+            post_body(s, size, chunked, 16384)
             status, _, buf = read_response(s, buf)
             assert status in (200, 405), status
         used = cpu_seconds(args.pid) - before
@@ -283,17 +291,7 @@ def uploads(args):
         try:
             s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", args.port), timeout=60),
                                 server_hostname="localhost")
-            head = ("POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
-                    ("Transfer-Encoding: chunked\r\n" if args.chunked else f"Content-Length: {args.body_size}\r\n") +
-                    "\r\n")
-            s.sendall(head.encode())
-            left = args.body_size
-            while left > 0:
-                n = min(65536, left)
-                s.sendall(f"{n:x}\r\n".encode() + b"a" * n + b"\r\n" if args.chunked else b"a" * n)
-                left -= n
-            if args.chunked:
-                s.sendall(b"0\r\n\r\n")
+            post_body(s, args.body_size, args.chunked, 65536)
             status = str(read_response(s, b"")[0])
             s.close()
         except Exception as e:  # noqa: BLE001 - a cut-off counts as such

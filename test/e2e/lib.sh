@@ -53,6 +53,9 @@ start_server() {
 
 url() { echo "https://localhost:$port$1"; }
 
+# metric NAME: the value of one series on /metrics (NAME with its labels)
+metric() { curl -sS --cacert "$ca" "$(url /metrics)" | awk -v n="$1" '$1 == n {print $2}'; }
+
 # post PATH FILE [CONTENT_TYPE]: prints "STATUS" and leaves the body in $work/out
 post() {
   curl -sS --cacert "$ca" -o "$work/out" -w '%{http_code}' -H "Content-Type: ${3:-application/json}" \

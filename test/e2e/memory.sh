@@ -12,7 +12,6 @@ set -uo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-metric() { curl -sS --cacert "$ca" "$(url /metrics)" | awk -v n="$1" '$1 == n {print $2}'; }
 csi=/mutate/csi-controller-placement
 jq -c .review "$src/test/fixtures/e2e/csi-no-affinity.json" >"$work/review.json"
 jq -c '.review | .request.object.metadata.annotations.padding = ("x" * 300000)' \
