@@ -49,7 +49,9 @@ PolicySpec CsiControllerPlacement::spec() {
   PolicySpec s;
   s.name = kName;
   s.type = PolicyType::Mutating;
-  s.summary = "Pods (CREATE): harvester-csi-driver controller pods only on control-plane nodes";
+  s.summary = "harvester-csi-driver controller pods only on control-plane nodes";
+  // Pod placement cannot change after creation.
+  s.rules = {{{"CREATE"}, "", {"v1"}, "pods", "Pod"}};
   s.options = {
       {"csi-controller-selector", "app.kubernetes.io/name=harvester-csi-driver,component=csi-controllers",
        "labels (key=value,...) that mark a CSI controller pod"},
@@ -87,12 +89,8 @@ CsiControllerPlacement::CsiControllerPlacement(Settings settings) : settings_(st
                          {"topologyKey", "kubernetes.io/hostname"}}}}}}};
 }
 
+// Called for what spec().rules match: Pods being created.
 Decision CsiControllerPlacement::review(const AdmissionRequest &request) const {
-  if (!request.kind.group.empty() || request.kind.kind != "Pod") {
-    return wrong_kind(kName, "core v1 Pods", request);
-  }
-  // Pod placement cannot change after creation; other operations pass.
-  if (request.operation != "CREATE") return Decision::allow();
   const Json &pod = request.object;
   if (!pod.is_object()) {
     return Decision::allow().warn(std::string(kName) + ": the request carries no pod; left unchanged");

@@ -3,7 +3,7 @@
 // chart fixed it only from harvester-csi-driver 0.1.23).
 #pragma once
 
-#include "hci_admission/admission.hpp"
+#include "hci_admission/admission/policy.hpp"
 #include "policy_util.hpp"
 
 #include <string>

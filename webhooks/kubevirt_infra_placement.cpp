@@ -8,7 +8,8 @@ PolicySpec KubeVirtInfraPlacement::spec() {
   PolicySpec s;
   s.name = kName;
   s.type = PolicyType::Mutating;
-  s.summary = "kubevirts.kubevirt.io (CREATE, UPDATE): default spec.infra.nodePlacement to {}";
+  s.summary = "default spec.infra.nodePlacement to {}";
+  s.rules = {{{"CREATE", "UPDATE"}, "kubevirt.io", {"v1"}, "kubevirts", "KubeVirt"}};
   s.object_fields = {"/metadata/name", "/metadata/annotations", "/spec/infra"};
   s.old_object_fields = {};
   s.build = [](const PolicyConfig &) -> std::unique_ptr<Policy> {
@@ -17,11 +18,8 @@ PolicySpec KubeVirtInfraPlacement::spec() {
   return s;
 }
 
+// Called for what spec().rules match: KubeVirt being created or updated.
 Decision KubeVirtInfraPlacement::review(const AdmissionRequest &request) const {
-  if (request.kind.group != "kubevirt.io" || request.kind.kind != "KubeVirt") {
-    return wrong_kind(kName, "kubevirt.io KubeVirt", request);
-  }
-  if (request.operation != "CREATE" && request.operation != "UPDATE") return Decision::allow();
   const Json &kubevirt = request.object;
   if (!kubevirt.is_object()) {
     return Decision::allow().warn(std::string(kName) +

@@ -4,7 +4,7 @@
 // control-plane node (harvester/harvester #7647).
 #pragma once
 
-#include "hci_admission/admission.hpp"
+#include "hci_admission/admission/policy.hpp"
 
 namespace hci_admission::webhooks {
 

@@ -119,9 +119,4 @@ BoolAnnotation read_bool_annotation(const Json &object, const std::string &name,
   return BoolAnnotation::Invalid;
 }
 
-Decision wrong_kind(const std::string &policy, const std::string &expected, const AdmissionRequest &request) {
-  return Decision::allow().warn(policy + " expects " + expected + ", got " + request.kind.to_string() +
-                                "; left unchanged");
-}
-
 }  // namespace hci_admission::webhooks

@@ -2,8 +2,8 @@
 // and parsing the option and annotation values policies accept.
 #pragma once
 
-#include "hci_admission/admission.hpp"
-#include "hci_admission/text.hpp"
+#include "hci_admission/admission/policy.hpp"
+#include "hci_admission/common/text.hpp"
 
 #include <optional>
 #include <stdexcept>
@@ -52,8 +52,5 @@ class LabelSelector {
 enum class BoolAnnotation { Absent, True, False, Invalid };
 BoolAnnotation read_bool_annotation(const Json &object, const std::string &name,
                                     std::string *value = nullptr);
-
-// "<policy> expects <expected>; got <kind>: left unchanged" as an allow.
-Decision wrong_kind(const std::string &policy, const std::string &expected, const AdmissionRequest &request);
 
 }  // namespace hci_admission::webhooks

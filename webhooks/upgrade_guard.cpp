@@ -62,7 +62,9 @@ PolicySpec UpgradeGuard::spec() {
   PolicySpec s;
   s.name = kName;
   s.type = PolicyType::Validating;
-  s.summary = "upgrades.harvesterhci.io (CREATE): refuse while single-replica Longhorn volumes exist";
+  s.summary = "refuse while single-replica Longhorn volumes exist";
+  // Only starting an upgrade drains nodes; changing or deleting one does not.
+  s.rules = {{{"CREATE"}, "harvesterhci.io", {"v1beta1"}, "upgrades", "Upgrade"}};
   s.options = {{"longhorn-namespace", "longhorn-system", "namespace of the Longhorn volumes"}};
   s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/annotations"};
   s.old_object_fields = {};
@@ -83,12 +85,8 @@ PolicySpec UpgradeGuard::spec() {
 UpgradeGuard::UpgradeGuard(const ClusterView &cluster, std::string longhorn_namespace)
     : cluster_(cluster), longhorn_namespace_(std::move(longhorn_namespace)) {}
 
+// Called for what spec().rules match: Upgrades being created.
 Decision UpgradeGuard::review(const AdmissionRequest &request) const {
-  if (request.kind.group != "harvesterhci.io" || request.kind.kind != "Upgrade") {
-    return wrong_kind(kName, "harvesterhci.io Upgrade", request);
-  }
-  // Only starting an upgrade drains nodes; changing or deleting one does not.
-  if (request.operation != "CREATE") return Decision::allow();
   if (!request.object.is_object()) {
     return Decision::deny(400, "BadRequest", std::string(kName) + ": the request carries no Upgrade object");
   }

@@ -5,7 +5,7 @@
 // upgrade validator, with the differences in ../shared/docs/domain.md 2.
 #pragma once
 
-#include "hci_admission/admission.hpp"
+#include "hci_admission/admission/policy.hpp"
 
 #include <string>
 #include <vector>

@@ -1,6 +1,7 @@
 #include "upgrade_precheck.hpp"
 
-#include "hci_admission/cli.hpp"
+#include "hci_admission/common/flags.hpp"
+#include "hci_admission/kube/cluster_access.hpp"
 #include "upgrade_guard.hpp"
 
 #include <algorithm>

@@ -1,6 +1,13 @@
-# Sourced by run.sh: abuse. Connection floods, slow clients and malformed
+#!/usr/bin/env bash
+# End-to-end: abuse. Connection floods, slow clients and malformed
 # input each get a clear answer or are cut off, and /healthz and other
 # clients are served throughout.
+#
+#   test/e2e/abuse.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
 start_server "$work/abuse.log" --max-connections 40 --read-timeout 2s
 healthy() { test "$(curl -sS -m 2 --cacert "$ca" -o /dev/null -w '%{http_code}' "$(url /healthz)" 2>/dev/null)" = 200; }
 
@@ -70,3 +77,4 @@ expect_status "abuse: an object that is not an object is left alone, with a warn
 check "abuse: the server is alive after all of it" kill -0 "$server_pid"
 expect_status "abuse: and serving" 200 "$(post $csi "$work/good.json")" '"allowed":true'
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+finish

@@ -1,6 +1,7 @@
 # Sourced by the end-to-end scripts: the binary and source folder from the
-# arguments, a work folder, fresh certificates, pass/fail counting, and
-# starting the server.
+# arguments, a work folder, fresh certificates, checks reported as TAP (one
+# "ok N - what" line each, which Meson records per check), and starting
+# the server. Each script ends with `finish`.
 #   source lib.sh BINARY SOURCE_DIR
 bin=$(realpath "$1")
 src=$(realpath "$2")
@@ -16,11 +17,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+# TAP goes to fd 7, the original stdout; everything else the scripts and
+# their commands print goes to stderr, so it cannot be taken for TAP.
+exec 7>&1 1>&2
+pass() { passed=$((passed + 1)); echo "ok $((passed + failed)) - $*" >&7; }
+fail() {
+  failed=$((failed + 1))
+  echo "FAIL: $*" >&2
+  echo "not ok $((passed + failed)) - ${*//$'\n'/ }" | head -c 2000 >&7
+  echo >&7
+}
 check() { # check DESCRIPTION COMMAND...
   local what=$1; shift
-  if "$@"; then pass; else fail "$what"; fi
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+# The TAP plan, and the exit code: non-zero when a check failed.
+finish() {
+  echo "1..$((passed + failed))" >&7
+  echo "$(basename "$0" .sh): $passed passed, $failed failed" >&2
+  [ "$failed" -eq 0 ]
 }
 
 "$src/certs/make-certs.sh" -d 2 "$work/certs" >/dev/null 2>&1 || { echo "cannot make certificates" >&2; exit 1; }
@@ -62,3 +77,55 @@ post() {
     --data-binary "@$2" "$(url "$1")"
 }
 
+
+# The review most checks send: a CSI controller pod without affinity.
+csi=/mutate/csi-controller-placement
+good="$src/test/fixtures/e2e/csi-no-affinity.json"
+jq .review "$good" >"$work/good.json"
+raw="$src/test/e2e/raw_client.py"
+
+# expect_status WHAT WANT STATUS [BODY_PATTERN]: STATUS is WANT and $work/out has the pattern
+expect_status() {
+  if [ "$3" = "$2" ] && { [ -z "${4:-}" ] || grep -q -- "$4" "$work/out"; }; then pass "$1"
+  else fail "$1: want $2${4:+ with '$4'}, got $3: $(head -c 300 "$work/out")"; fi
+}
+
+# startup_error WHAT PATTERN ARGS...: the binary exits non-zero with one line naming the problem
+startup_error() {
+  local what=$1 pattern=$2; shift 2
+  local out rc
+  out=$("$bin" "$@" 2>&1); rc=$?
+  if [ "$rc" -ne 0 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] && echo "$out" | grep -q -- "$pattern"; then pass "$what"
+  else fail "$what: rc=$rc output: $out"; fi
+}
+
+# The fake kube-apiserver (test/fake_apiserver.py): its certificates, and
+# stopping it.
+api_pid=""
+make_api_certs() { "$src/certs/make-certs.sh" -s kubernetes -n default -d 2 "$work/api-certs" >/dev/null 2>&1; }
+stop_api() { [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null; api_pid=""; }
+# write_kubeconfig FILE PORT TOKEN_FILE: a kubeconfig for the fake API
+# server on PORT, its CA and token file named relative to the kubeconfig.
+write_kubeconfig() {
+  cat >"$1" <<KUBECONFIG
+# written the way kubectl writes them
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority: api-certs/ca.crt
+    server: https://127.0.0.1:$2
+  name: harvester
+contexts:
+- context:
+    cluster: harvester
+    user: "webhook"
+  name: harvester
+current-context: harvester
+preferences: {}
+users:
+- name: webhook
+  user:
+    tokenFile: $3
+KUBECONFIG
+}

@@ -1,4 +1,11 @@
-# Sourced by run.sh: certificate rotation and SIGTERM under steady load.
+#!/usr/bin/env bash
+# End-to-end: certificate rotation and SIGTERM under steady load.
+#
+#   test/e2e/lifecycle.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
 cluster_args=(--cluster-state "$src/test/fixtures/cluster")
 secret="$work/secret"
 mkdir -p "$secret/..2026_11_22_a"
@@ -66,3 +73,4 @@ check "the load saw both certificates" bash -c "jq -e '.serials | length >= 2' '
 check "the listener closed: later connections refused" bash -c "jq -e '.refused > 0' '$work/load.json' >/dev/null"
 check "reload and shutdown were logged" \
   bash -c "grep -q 'stopping: not ready' '$work/lifecycle.log'"
+finish

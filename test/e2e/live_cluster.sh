@@ -1,11 +1,16 @@
-# Sourced by run.sh: the upgrade guard reading a fake kube-apiserver (a real
+#!/usr/bin/env bash
+# End-to-end: the upgrade guard reading a fake kube-apiserver (a real
 # HTTPS server with its own CA) through a kubeconfig and as in-cluster.
-api_pid=""
+#
+#   test/e2e/live_cluster.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
 cluster_args=()
-stop_api() { [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null; api_pid=""; }
 trap 'stop_api; cleanup' EXIT
 
-"$src/certs/make-certs.sh" -s kubernetes -n default -d 2 "$work/api-certs" >/dev/null 2>&1
+make_api_certs
 mkdir -p "$work/api-state"
 cp "$src/test/fixtures/cluster/"*.json "$src/test/fixtures/cluster-active-volume.json" "$work/api-state/"
 "$py" "$src/test/fake_apiserver.py" --certs "$work/api-certs" --state "$work/api-state" --volumes 1200 \
@@ -20,27 +25,7 @@ export api_port work
 export -f api control  # used inside bash -c checks
 
 echo "first-token" >"$work/token"
-cat >"$work/kubeconfig" <<KUBECONFIG
-# written the way kubectl writes them
-apiVersion: v1
-kind: Config
-clusters:
-- cluster:
-    certificate-authority: api-certs/ca.crt
-    server: https://127.0.0.1:$api_port
-  name: harvester
-contexts:
-- context:
-    cluster: harvester
-    user: "webhook"
-  name: harvester
-current-context: harvester
-preferences: {}
-users:
-- name: webhook
-  user:
-    tokenFile: token
-KUBECONFIG
+write_kubeconfig "$work/kubeconfig" "$api_port" token
 
 start_server "$work/live.log" --kubeconfig "$work/kubeconfig" --cluster-read-timeout 3s
 jq .review "$src/test/fixtures/e2e/upgrade-single-replica.json" >"$work/up.json"
@@ -136,3 +121,4 @@ control '{"fail": null}'
 check "precheck: a bad flag exits 2" test "$(precheck --frobnicate x)" = 2
 check "precheck --skip-webhook: allowed" test "$(precheck --cluster-state "$src/test/fixtures/cluster" --skip-webhook)" = 0
 stop_api
+finish

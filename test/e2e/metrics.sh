@@ -1,6 +1,13 @@
-# Sourced by run.sh: /metrics (on the HTTPS port and the plain --metrics-port),
+#!/usr/bin/env bash
+# End-to-end: /metrics (on the HTTPS port and the plain --metrics-port),
 # checked with prometheus_client's own parser, and the log fields that match
 # the metrics' labels.
+#
+#   test/e2e/metrics.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
 metrics_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_server "$work/metrics.log" --metrics-port "$metrics_port" --log-format json --log-objects
 # samples URL [CURL_ARGS...]: every sample as "name{k=v,...} value", labels sorted, via prometheus_client.
@@ -70,3 +77,4 @@ start_server "$work/metrics-nodebug.log" --log-format json
 post $csi "$work/good.json" >/dev/null
 check "logs: without --log-objects no object contents" bash -c "! grep -q 'request_object' '$work/metrics-nodebug.log'"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+finish

@@ -1,4 +1,11 @@
-# Sourced by run.sh: mutual TLS with --client-ca-file and --client-allowed-names.
+#!/usr/bin/env bash
+# End-to-end: mutual TLS with --client-ca-file and --client-allowed-names.
+#
+#   test/e2e/mtls.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
 mkdir -p "$work/mtls"
 client_cert() { # client_cert CA_NAME CN: signs a client certificate (clientAuth) with CA_NAME
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$2" \
@@ -44,3 +51,4 @@ startup_error "mtls: a client CA file that does not exist" "client-ca-file" --ce
   --client-ca-file /nowhere.pem
 startup_error "mtls: allowed names without a CA" "needs --client-ca-file" --cert-dir "$work/certs" \
   --client-allowed-names x
+finish

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Raw HTTP-over-TLS probes that curl cannot make, for test/e2e/run.sh.
+"""Raw HTTP-over-TLS probes that curl cannot make, for the end-to-end scripts in test/e2e/.
 
   raw_client.py pipeline PORT CA BODY_FILE PATH   two requests in one write
   raw_client.py pipeline-records PORT CA COUNT     COUNT requests, each in its own TLS record

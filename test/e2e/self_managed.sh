@@ -1,8 +1,16 @@
-# Sourced by run.sh: self-managed certificates. Two replicas share a CA
+#!/usr/bin/env bash
+# End-to-end: self-managed certificates. Two replicas share a CA
 # kept in a Secret on a (fake) Kubernetes API server, inject it into the
 # webhook configurations, renew the serving certificate and switch to a new
 # CA, while a client that trusts only the configurations' caBundle (as
 # kube-apiserver does) calls them without a single failure.
+#
+#   test/e2e/self_managed.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+make_api_certs
 "$py" "$src/test/fake_apiserver.py" --certs "$work/api-certs" \
   --state "$src/test/fixtures/self-managed/webhook-configurations.json" --token sm-token >"$work/sm-api.log" 2>&1 &
 api_pid=$!
@@ -10,8 +18,7 @@ for _ in $(seq 1 100); do grep -q "listening on" "$work/sm-api.log" && break; sl
 api_port=$(sed -n 's/listening on //p' "$work/sm-api.log")
 [ -n "$api_port" ] || { echo "fake API server did not start" >&2; cat "$work/sm-api.log" >&2; exit 1; }
 echo sm-token >"$work/sm-token"
-sed -e "s|server: https://127.0.0.1:[0-9]*|server: https://127.0.0.1:$api_port|" -e "s|tokenFile: token|tokenFile: sm-token|" \
-  "$work/kubeconfig" >"$work/sm-kubeconfig"
+write_kubeconfig "$work/sm-kubeconfig" "$api_port" sm-token
 api() { curl -sS --cacert "$work/api-certs/ca.crt" -H "Authorization: Bearer sm-token" "https://localhost:$api_port$1" "${@:2}"; }
 control() { api /_control -H 'Content-Type: application/json' -d "$1" >/dev/null; }
 export api_port work
@@ -108,3 +115,4 @@ startup_error "self-managed with a malformed Secret name" "NAMESPACE/NAME" --cer
 startup_error "self-managed flags without --self-managed-certs" "need --self-managed-certs" --cert-dir "$work/sm-a" \
   --self-managed-trust-delay 5s
 stop_api
+finish

@@ -1,7 +1,7 @@
 // libFuzzer target: the upgrade guard deciding from a review against the
 // fixture cluster (nodes and Longhorn volumes), then the encoder.
 #include <cstdint>
-#include "hci_admission/review_codec.hpp"
+#include "hci_admission/admission/review_codec.hpp"
 #include "registry.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {

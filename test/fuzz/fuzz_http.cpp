@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include "hci_admission/https_server.hpp"
+#include "hci_admission/net/https_server.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   const HttpLimits l{1024, 4096};

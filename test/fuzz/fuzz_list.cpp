@@ -1,7 +1,7 @@
 // libFuzzer target: LIST answers from the Kubernetes API (validation,
 // continue token, items cut down to the fields the upgrade guard keeps).
 #include <cstdint>
-#include "hci_admission/kube_client.hpp"
+#include "hci_admission/kube/kube_client.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   static const FieldMask mask =

@@ -1,6 +1,6 @@
 // libFuzzer target: AdmissionReview decoding, both mutating policies, encoding.
 #include <cstdint>
-#include "hci_admission/review_codec.hpp"
+#include "hci_admission/admission/review_codec.hpp"
 #include "registry.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {

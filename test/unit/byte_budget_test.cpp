@@ -1,4 +1,4 @@
-#include "hci_admission/byte_budget.hpp"
+#include "hci_admission/net/byte_budget.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
-#include "hci_admission/cert_issuer.hpp"
-#include "hci_admission/cli.hpp"
-#include "hci_admission/self_managed_certs.hpp"
+#include "hci_admission/certs/cert_issuer.hpp"
+#include "hci_admission/app/cli.hpp"
+#include "hci_admission/certs/self_managed_certs.hpp"
 #include "registry.hpp"
 
 #include <catch2/catch.hpp>

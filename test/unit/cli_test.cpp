@@ -1,5 +1,5 @@
-#include "hci_admission/cli.hpp"
-#include "hci_admission/text.hpp"
+#include "hci_admission/app/cli.hpp"
+#include "hci_admission/common/text.hpp"
 #include "registry.hpp"
 
 #include <catch2/catch.hpp>

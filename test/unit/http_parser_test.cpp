@@ -1,4 +1,4 @@
-#include "hci_admission/https_server.hpp"
+#include "hci_admission/net/https_server.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "hci_admission/json_patch.hpp"
+#include "hci_admission/admission/json_patch.hpp"
 
 #include <catch2/catch.hpp>
 

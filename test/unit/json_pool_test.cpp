@@ -1,4 +1,4 @@
-#include "hci_admission/json.hpp"
+#include "hci_admission/json/json.hpp"
 
 #include <catch2/catch.hpp>
 

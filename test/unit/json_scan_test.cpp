@@ -1,4 +1,4 @@
-#include "hci_admission/json_scan.hpp"
+#include "hci_admission/json/json_scan.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,5 @@
-#include "hci_admission/kube_client.hpp"
+#include "hci_admission/kube/kube_client.hpp"
+#include "hci_admission/common/base64.hpp"
 
 #include <catch2/catch.hpp>
 

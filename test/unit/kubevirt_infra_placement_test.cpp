@@ -114,5 +114,5 @@ TEST_CASE("kubevirt-infra-placement: other kinds pass with a warning", "[kubevir
   CHECK(out.decision.allowed);
   CHECK(out.decision.patch.empty());
   REQUIRE(out.decision.warnings.size() == 1);
-  CHECK_THAT(out.decision.warnings[0], Catch::Contains("expects kubevirt.io KubeVirt"));
+  CHECK_THAT(out.decision.warnings[0], Catch::Contains("expects kubevirt.io/v1 KubeVirt"));
 }

@@ -1,11 +1,15 @@
 // Runs a policy the way the server does: the object goes through an
 // AdmissionReview and the policy's field mask, so a policy that reads a
-// field it did not declare fails these tests.
+// field it did not declare fails these tests, and the request is screened
+// by the policy's rules first.
 #pragma once
 
-#include "hci_admission/review_codec.hpp"
+#include "hci_admission/admission/review_codec.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <cctype>
+#include <string>
 
 namespace test_support {
 
@@ -18,11 +22,21 @@ struct Outcome {
 
 inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admission::Policy &policy,
                           const Json &object, const Json &kind, const std::string &operation = "CREATE") {
+  // The resource the API server names beside the kind: the policy's own
+  // for its kind, else the usual lower-case plural.
+  std::string group = kind.value("group", ""), version = kind.value("version", "");
+  std::string resource = kind.value("kind", "");
+  for (auto &c : resource) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  resource += "s";
+  for (const auto &rule : spec.rules) {
+    if (rule.group == group && rule.kind == kind.value("kind", "")) resource = rule.resource;
+  }
   const Json review = {{"apiVersion", "admission.k8s.io/v1"},
                        {"kind", "AdmissionReview"},
                        {"request",
                         {{"uid", "u"},
                          {"kind", kind},
+                         {"resource", {{"group", group}, {"version", version}, {"resource", resource}}},
                          {"operation", operation},
                          {"namespace", "ns"},
                          {"object", object},
@@ -32,7 +46,9 @@ inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admis
   hci_admission::ObjectFields fields{hci_admission::FieldMask::of(spec.object_fields),
                                      hci_admission::FieldMask::of(spec.old_object_fields)};
   const auto decoded = hci_admission::decode_review(body, fields);
-  Outcome out{policy.review(decoded.request), object};
+  // As the router does: the policy sees only what its rules match.
+  auto screened = spec.screen(decoded.request);
+  Outcome out{screened ? *screened : policy.review(decoded.request), object};
   if (!out.decision.patch.empty()) {
     INFO("patch: " << out.decision.patch.dump());
     out.patched = object.patch(Json::parse(out.decision.patch.dump()));

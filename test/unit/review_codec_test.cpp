@@ -1,5 +1,6 @@
-#include "hci_admission/review_codec.hpp"
-#include "hci_admission/json_scan.hpp"
+#include "hci_admission/admission/review_codec.hpp"
+#include "hci_admission/common/base64.hpp"
+#include "hci_admission/json/json_scan.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
-#include "hci_admission/logging.hpp"
-#include "hci_admission/server.hpp"
+#include "hci_admission/admission/router.hpp"
+#include "hci_admission/obs/logging.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -27,11 +27,21 @@ PolicySpec spec(const std::string &name, PolicyType type) {
   PolicySpec s;
   s.name = name;
   s.type = type;
+  s.rules = {{{"CREATE", "UPDATE"}, "", {"v1"}, "configmaps", "ConfigMap"}};
   return s;
 }
 
 const std::string kReview =
-    R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","operation":"CREATE","object":{"a":1}}})";
+    R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","operation":"CREATE",)"
+    R"("kind":{"group":"","version":"v1","kind":"ConfigMap"},"resource":{"group":"","version":"v1","resource":"configmaps"},)"
+    R"("object":{"a":1}}})";
+
+// kReview with one field of its request replaced.
+std::string review_with(const std::string &field, const Json &value) {
+  Json review = Json::parse(kReview);
+  review["request"][field] = value;
+  return review.dump();
+}
 
 HttpReply call(const AdmissionRouter &r, std::string_view method, std::string_view path,
                std::string_view body = kReview, std::string_view type = "application/json") {
@@ -111,4 +121,56 @@ TEST_CASE("a policy that throws gives a 500, not a crash or an allow", "[router]
   const HttpReply r = call(router, "POST", "/mutate/m");
   CHECK(r.status == 500);
   CHECK_THAT(r.body, Catch::Contains("boom"));
+}
+
+TEST_CASE("the router calls a policy only for what its rules match", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router;
+  auto owned = std::make_unique<FakePolicy>(Decision::deny(403, "Forbidden", "no"));
+  const FakePolicy *policy = owned.get();
+  router.add(spec("v", PolicyType::Validating), std::move(owned));
+  auto decide = [&](const std::string &body) {
+    policy->seen = AdmissionRequest{};
+    const HttpReply r = call(router, "POST", "/validate/v", body);
+    REQUIRE(r.status == 200);
+    return Json::parse(r.body)["response"];
+  };
+
+  CHECK(decide(kReview)["allowed"] == false);
+  CHECK(policy->seen.uid == "u1");
+
+  SECTION("a review without a resource is judged by its kind") {
+    Json review = Json::parse(kReview);
+    review["request"].erase("resource");
+    CHECK(decide(review.dump())["allowed"] == false);
+    CHECK(policy->seen.uid == "u1");
+  }
+  SECTION("an operation the rules leave out is allowed silently") {
+    const Json out = decide(review_with("operation", "DELETE"));
+    CHECK(out["allowed"] == true);
+    CHECK_FALSE(out.contains("warnings"));
+    CHECK(policy->seen.uid.empty());
+  }
+  SECTION("another resource, version, subresource or kind is allowed with a warning") {
+    for (const auto &body :
+         {review_with("resource", {{"group", ""}, {"version", "v1"}, {"resource", "secrets"}}),
+          review_with("resource", {{"group", ""}, {"version", "v2"}, {"resource", "configmaps"}}),
+          review_with("resource", {{"group", "apps"}, {"version", "v1"}, {"resource", "configmaps"}}),
+          review_with("subResource", "status"),
+          review_with("kind", {{"group", ""}, {"version", "v1"}, {"kind", "Secret"}})}) {
+      INFO(body);
+      const Json out = decide(body);
+      CHECK(out["allowed"] == true);
+      REQUIRE(out["warnings"].size() == 1);
+      CHECK_THAT(out["warnings"][0].get<std::string>(), Catch::Contains("v expects core/v1 ConfigMap, got"));
+      CHECK(policy->seen.uid.empty());
+    }
+  }
+}
+
+TEST_CASE("a policy spec without rules is refused at registration", "[router]") {
+  AdmissionRouter router;
+  PolicySpec s = spec("r", PolicyType::Mutating);
+  s.rules.clear();
+  CHECK_THROWS_AS(router.add(s, std::make_unique<FakePolicy>(Decision::allow())), std::invalid_argument);
 }

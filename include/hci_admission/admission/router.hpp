@@ -1,0 +1,83 @@
+// Routes HTTP requests to policies and speaks AdmissionReview. Nothing in
+// here knows about any particular policy.
+#pragma once
+
+#include "hci_admission/admission/policy.hpp"
+#include "hci_admission/admission/review_codec.hpp"
+#include "hci_admission/net/https_server.hpp"
+#include "hci_admission/net/tls.hpp"
+#include "hci_admission/obs/metrics.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace hci_admission {
+
+// Maps paths to policies and turns one HTTP request into one HTTP reply.
+// Pure apart from logging, so it is tested without sockets.
+class AdmissionRouter {
+ public:
+  AdmissionRouter() = default;
+  // The longest a policy may take to read the cluster; kube-apiserver's
+  // ?timeout= on the request shortens it.
+  explicit AdmissionRouter(std::chrono::milliseconds cluster_read_timeout)
+      : cluster_read_timeout_(cluster_read_timeout) {}
+
+  void add(const PolicySpec &spec, std::unique_ptr<Policy> policy);
+
+  // Returns "" when ready, otherwise why not.
+  void set_readiness(std::function<std::string()> check) { readiness_ = std::move(check); }
+  // Log what each policy was given (the fields it asked for; Secret data
+  // never). For debugging: objects may hold what logs should not.
+  void set_log_objects(bool on) { log_objects_ = on; }
+  // Mutual TLS: every path but /healthz and /readyz needs a verified client
+  // certificate (401 without), and, when `allowed_names` is not empty, one
+  // whose CN or a DNS SAN is listed (403 otherwise).
+  void require_client_certificates(std::vector<std::string> allowed_names) {
+    client_auth_ = true;
+    allowed_client_names_ = std::move(allowed_names);
+  }
+
+  HttpReply handle(const HttpRequestView &request) const;
+  // Whether the policy at `path` may block (it reads the cluster).
+  bool may_block(std::string_view path) const;
+
+  std::vector<std::string> paths() const;
+
+ private:
+  // The series a route updates on every request, held so that counting
+  // takes no lock.
+  struct RouteMetrics {
+    Counter *ok = nullptr;  // controller_runtime_webhook_requests_total, code 200
+    Gauge *in_flight = nullptr;
+    Histogram *latency = nullptr;
+    Counter *allowed = nullptr, *denied = nullptr, *patched = nullptr;  // hci_admission_decisions_total
+  };
+  struct Route {
+    std::string name;
+    std::string path;
+    PolicyType type;
+    std::unique_ptr<Policy> policy;
+    ObjectFields fields;
+    bool may_block;
+    RouteMetrics metrics;
+    PolicySpec spec;  // its rules screen requests before the policy sees them
+  };
+  HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
+  // Counts and logs an answer that is not a decision (400, 415, 500...).
+  HttpReply failed(const Route &route, int status, const std::string &message, const std::string &uid) const;
+
+  std::chrono::milliseconds cluster_read_timeout_{10000};
+  std::unordered_map<std::string, Route> routes_;
+  std::function<std::string()> readiness_;
+  bool log_objects_ = false;
+  bool client_auth_ = false;
+  std::vector<std::string> allowed_client_names_;
+};
+
+}  // namespace hci_admission

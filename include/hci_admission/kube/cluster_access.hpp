@@ -1,0 +1,37 @@
+// How a command reaches the cluster: the flags that say so, and the view
+// they open (offline files, a kubeconfig, or the in-cluster account).
+#pragma once
+
+#include "hci_admission/kube/cluster_view.hpp"
+#include "hci_admission/kube/kube_client.hpp"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace hci_admission {
+
+struct ClusterAccess {
+  std::string kubeconfig;  // --kubeconfig, else $KUBECONFIG
+  std::string context;     // --kube-context, else the current context
+  std::string state_path;  // --cluster-state: offline, from files
+  std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+  std::chrono::milliseconds read_timeout{10000};
+  size_t page_size = 500;  // items per LIST page
+};
+
+// Whether `flag` (without "--") is one of the cluster flags.
+bool is_cluster_flag(const std::string &flag);
+// Sets `access` from one of the cluster flags (without "--"); false for
+// any other flag. Throws UsageError for a value that does not parse.
+bool apply_cluster_flag(const std::string &flag, const std::string &value, ClusterAccess &access);
+// The help lines of the cluster flags.
+std::string cluster_flags_usage();
+// Offline state if given, else a kubeconfig ($KUBECONFIG too), else the
+// in-cluster service account; nullptr when none is there. Throws
+// std::runtime_error when one is given but unusable.
+std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access);
+// The same without the offline state: the live API or nullptr.
+std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access);
+
+}  // namespace hci_admission

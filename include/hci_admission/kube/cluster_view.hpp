@@ -1,0 +1,67 @@
+// Read-only access to cluster objects for policies that decide from the
+// cluster's state. Live (the Kubernetes API) and offline (kubectl JSON
+// files) views implement the same interface, so policies and their tests do
+// not care which one they get.
+#pragma once
+
+#include "hci_admission/json/json_scan.hpp"
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hci_admission {
+
+// A resource to list, as the API names it.
+struct ResourceRef {
+  std::string group;           // "" for the core group
+  std::string version;         // "v1", "v1beta2"
+  std::string resource;        // plural: "nodes", "volumes"
+  std::string kind;            // "Node", "Volume"
+  std::string namespace_name;  // "" for cluster-scoped or all namespaces
+
+  // "longhorn.io/v1beta2 volumes in longhorn-system"
+  std::string describe() const;
+};
+
+// The cluster could not be read: unreachable, too slow, refused, or an
+// answer that is not a list. The message says which.
+class ClusterReadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+class ClusterView {
+ public:
+  virtual ~ClusterView() = default;
+  // Every object of `resource`, with only the `fields` kept (JSON Pointers,
+  // see FieldMask). Throws ClusterReadError; never returns a partial list.
+  virtual std::vector<Json> list(const ResourceRef &resource, const std::vector<std::string> &fields,
+                                 Deadline deadline) const = 0;
+  // "offline state from F" or "the Kubernetes API at https://..."
+  virtual std::string describe() const = 0;
+};
+
+// Objects held in memory, matched by API group and kind (any version).
+class StaticClusterView : public ClusterView {
+ public:
+  explicit StaticClusterView(std::vector<Json> objects, std::string source = "objects in memory");
+  // Reads `kubectl get ... -o json` output: a file holding a List (or a
+  // single object), or a folder of such .json files. Throws
+  // ClusterReadError naming the file and the problem.
+  static std::unique_ptr<StaticClusterView> from_path(const std::string &path);
+
+  std::vector<Json> list(const ResourceRef &resource, const std::vector<std::string> &fields,
+                         Deadline deadline) const override;
+  std::string describe() const override { return source_; }
+
+ private:
+  std::vector<Json> objects_;
+  std::string source_;
+};
+
+}  // namespace hci_admission

@@ -1,0 +1,267 @@
+#include "hci_admission/admission/router.hpp"
+
+#include "hci_admission/admission/review_codec.hpp"
+#include "hci_admission/obs/logging.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+namespace hci_admission {
+namespace {
+
+HttpReply text_reply(int status, std::string text) {
+  return {status, "text/plain; charset=utf-8", std::move(text), ""};
+}
+
+bool is_json_media_type(std::string_view content_type) {
+  const size_t end = content_type.find(';');
+  std::string_view media = content_type.substr(0, end);
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
+  constexpr std::string_view kJson = "application/json";
+  return media.size() == kJson.size() &&
+         std::equal(media.begin(), media.end(), kJson.begin(),
+                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+}
+
+// "ns/name"; a Pod created from generateName has no name yet, so its
+// prefix stands in for it.
+std::string object_name(const AdmissionRequest &req) {
+  std::string name = req.name;
+  if (name.empty() && req.object.is_object()) {
+    auto meta = req.object.find("metadata");
+    if (meta != req.object.end() && meta->is_object()) {
+      auto gen = meta->find("generateName");
+      if (gen != meta->end() && gen->is_string()) name = gen->get<std::string>();
+    }
+  }
+  return req.namespace_name.empty() ? name : req.namespace_name + "/" + name;
+}
+
+// kube-apiserver sends "?timeout=10s", the webhook's timeoutSeconds. The
+// answer is due a little before, so that a slow read ends with our
+// message rather than the API server's timeout.
+std::chrono::milliseconds answer_within(std::string_view query) {
+  constexpr auto kNoLimit = std::chrono::milliseconds::max();
+  const size_t at = query.find("timeout=");
+  if (at == std::string_view::npos || (at > 0 && query[at - 1] != '&')) return kNoLimit;
+  long long seconds = 0;
+  size_t i = at + 8;
+  for (; i < query.size() && query[i] >= '0' && query[i] <= '9' && seconds < 100000; ++i)
+    seconds = seconds * 10 + (query[i] - '0');
+  if (i == at + 8 || i >= query.size() || query[i] != 's') return kNoLimit;
+  const auto total = std::chrono::milliseconds(seconds * 1000);
+  return total - std::min<std::chrono::milliseconds>(total / 5, std::chrono::seconds(1));
+}
+
+constexpr const char *kRequestsTotal = "controller_runtime_webhook_requests_total";
+constexpr const char *kRequestsHelp = "Total number of admission requests by HTTP status code.";
+constexpr const char *kDecisionsTotal = "hci_admission_decisions_total";
+constexpr const char *kDecisionsHelp =
+    "Admission requests by policy, decision (allowed, denied, patched, error) and HTTP status code.";
+
+// What a policy saw, for --log-objects; a Secret's data never.
+std::string loggable_object(const AdmissionRequest &req) {
+  if (req.kind.kind == "Secret" && req.object.is_object()) {
+    Json copy = req.object;
+    for (const char *key : {"data", "stringData"}) {
+      if (copy.contains(key)) copy[key] = "(redacted)";
+    }
+    return copy.dump();
+  }
+  return req.object.dump();
+}
+
+const char *outcome(const Decision &d) {
+  if (!d.allowed) return "denied";
+  return d.patch.empty() ? "allowed" : "patched";
+}
+
+}  // namespace
+
+void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy) {
+  if (spec.rules.empty()) {
+    throw std::invalid_argument("policy " + spec.name + " declares no rules: it would never be called");
+  }
+  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
+  const std::string path = spec.path();
+  MetricsRegistry &m = metrics();
+  RouteMetrics rm;
+  rm.ok = &m.counter(kRequestsTotal, kRequestsHelp, {{"webhook", path}, {"code", "200"}});
+  rm.in_flight = &m.gauge("controller_runtime_webhook_requests_in_flight",
+                          "Current number of admission requests being served.", {{"webhook", path}});
+  rm.latency = &m.histogram("controller_runtime_webhook_latency_seconds",
+                            "Histogram of the latency of processing admission requests", {{"webhook", path}});
+  auto decision = [&](const char *d) {
+    return &m.counter(kDecisionsTotal, kDecisionsHelp,
+                      {{"policy", spec.name}, {"decision", d}, {"code", "200"}});
+  };
+  rm.allowed = decision("allowed");
+  rm.denied = decision("denied");
+  rm.patched = decision("patched");
+  routes_[path] =
+      Route{spec.name, path, spec.type, std::move(policy), std::move(fields), spec.reads_cluster, rm, spec};
+}
+
+bool AdmissionRouter::may_block(std::string_view path) const {
+  auto it = routes_.find(std::string(path));
+  return it != routes_.end() && it->second.may_block;
+}
+
+std::vector<std::string> AdmissionRouter::paths() const {
+  std::vector<std::string> out;
+  for (const auto &r : routes_) out.push_back(r.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
+  const bool read_only = request.method == "GET" || request.method == "HEAD";
+  if (request.path == "/healthz" || request.path == "/readyz") {
+    if (!read_only) {
+      HttpReply r = error_reply(405, "method " + std::string(request.method) + " not allowed on " +
+                                         std::string(request.path) + "; use GET");
+      r.allow = "GET, HEAD";
+      return r;
+    }
+    if (request.path == "/readyz" && readiness_) {
+      std::string why = readiness_();
+      if (!why.empty()) return text_reply(503, "not ready: " + why + "\n");
+    }
+    return text_reply(200, "ok\n");
+  }
+  if (client_auth_) {
+    if (request.client_names == nullptr || request.client_names->empty()) {
+      return error_reply(401, "a client certificate signed by a CA in --client-ca-file is required");
+    }
+    if (!allowed_client_names_.empty() &&
+        std::none_of(request.client_names->begin(), request.client_names->end(), [&](const std::string &n) {
+          return std::find(allowed_client_names_.begin(), allowed_client_names_.end(), n) !=
+                 allowed_client_names_.end();
+        })) {
+      std::string names;
+      for (const auto &n : *request.client_names) names += (names.empty() ? "" : ", ") + n;
+      LogLine("client certificate not allowed").field("names", names).field("path", request.path).warn();
+      return error_reply(403, "client certificate (" + names + ") is not in --client-allowed-names");
+    }
+  }
+  if (request.path == "/metrics") {
+    if (!read_only) {
+      HttpReply r =
+          error_reply(405, "method " + std::string(request.method) + " not allowed on /metrics; use GET");
+      r.allow = "GET, HEAD";
+      return r;
+    }
+    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics().render(), ""};
+  }
+  auto it = routes_.find(std::string(request.path));
+  if (it == routes_.end()) {
+    std::string known;
+    for (const auto &p : paths()) known += (known.empty() ? "" : ", ") + p;
+    return error_reply(404, "no webhook at " + std::string(request.path) + " (served: " + known +
+                                ", /healthz, /readyz, /metrics)");
+  }
+  if (request.method != "POST") {
+    return failed(it->second, 405,
+                  "method " + std::string(request.method) + " not allowed on " + std::string(request.path) +
+                      "; use POST",
+                  "");
+  }
+  if (!is_json_media_type(request.content_type)) {
+    return failed(
+        it->second, 415,
+        "content type \"" + std::string(request.content_type) + "\" not supported; send application/json",
+        "");
+  }
+  return admit(it->second, request.body, request.query);
+}
+
+HttpReply AdmissionRouter::failed(const Route &route, int status, const std::string &message,
+                                  const std::string &uid) const {
+  HttpReply reply = error_reply(status, message);
+  if (status == 405) reply.allow = "POST";
+  const std::string code = std::to_string(status);
+  metrics().counter(kRequestsTotal, kRequestsHelp, {{"webhook", route.path}, {"code", code}}).inc();
+  metrics()
+      .counter(kDecisionsTotal, kDecisionsHelp,
+               {{"policy", route.name}, {"decision", "error"}, {"code", code}})
+      .inc();
+  LogLine line("admission failed");
+  if (!uid.empty()) line.field("uid", uid);
+  line.field("policy", route.name)
+      .field("webhook", route.path)
+      .field("decision", "error")
+      .field("code", reply.status)
+      .field("error", message);
+  if (reply.status >= 500) {
+    line.error();
+  } else {
+    line.warn();
+  }
+  return reply;
+}
+
+HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std::string_view query) const {
+  const auto started = std::chrono::steady_clock::now();
+  const RouteMetrics &m = route.metrics;
+  m.in_flight->add(1);
+  struct Done {
+    const RouteMetrics &m;
+    std::chrono::steady_clock::time_point started;
+    ~Done() {
+      m.in_flight->add(-1);
+      m.latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+  } done{m, started};
+
+  DecodedReview review;
+  try {
+    review = decode_review(body, route.fields);
+  } catch (const ReviewError &e) {
+    return failed(route, 400, e.what(), "");
+  } catch (const std::exception &e) {
+    // Not expected (the decoder reports problems as ReviewError), but a
+    // request must never take the server down.
+    return failed(route, 400, std::string("cannot read the review: ") + e.what(), "");
+  }
+  AdmissionRequest &req = review.request;
+  req.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
+  Decision decision;
+  try {
+    auto screened = route.spec.screen(req);
+    decision = screened ? std::move(*screened) : route.policy->review(req);
+  } catch (const std::exception &e) {
+    // The API server treats a 500 by the webhook's failurePolicy.
+    return failed(route, 500, "policy " + route.name + " failed: " + e.what(), req.uid);
+  }
+  if (route.type == PolicyType::Validating && !decision.patch.empty()) {
+    LogLine("validating policy returned a patch; dropped").field("policy", route.name).error();
+    decision.patch = JsonPatch();
+  }
+  HttpReply reply{200, "application/json", encode_review(review.api_version, req.uid, decision), ""};
+  m.ok->inc();
+  (!decision.allowed ? m.denied : decision.patch.empty() ? m.allowed : m.patched)->inc();
+  if (!spdlog::should_log(spdlog::level::info)) return reply;
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  LogLine line("admission");
+  line.field("uid", req.uid)
+      .field("policy", route.name)
+      .field("webhook", route.path)
+      .field("kind", req.kind.kind)
+      .field("object", object_name(req))
+      .field("operation", req.operation)
+      .field("decision", outcome(decision))
+      .field("code", 200)
+      .field("patch_ops", decision.patch.size())
+      .field("warnings", decision.warnings.size())
+      .field("dry_run", req.dry_run)
+      .field("duration_ms", ms);
+  if (!decision.allowed) line.field("reason", decision.message);
+  if (log_objects_) line.field("request_object", loggable_object(req));
+  line.info();
+  return reply;
+}
+
+}  // namespace hci_admission

@@ -1,0 +1,50 @@
+#include "hci_admission/app/commands.hpp"
+
+#include "hci_admission/common/flags.hpp"
+#include "registry.hpp"
+#include "upgrade_precheck.hpp"
+
+#include <algorithm>
+#include <iostream>
+
+namespace hci_admission {
+namespace {
+
+// The rules each policy declares, in the shape of a webhook
+// configuration's `rules`, keyed by the policy's path.
+int print_rules(const std::vector<std::string> &args) {
+  if (!args.empty()) {
+    std::cerr << "hci-admission rules: takes no arguments" << std::endl;
+    return 2;
+  }
+  Json out = Json::object();
+  for (const auto &spec : webhooks::builtin_policies()) {
+    Json rules = Json::array();
+    for (const auto &rule : spec.rules) rules.push_back(rule.to_webhook_rule());
+    out[spec.path()] = std::move(rules);
+  }
+  std::cout << out.dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+std::vector<Command> builtin_commands() {
+  return {
+      {"precheck", "would an upgrade be refused now? (see hci-admission precheck --help)",
+       webhooks::run_upgrade_precheck},
+      {"rules", "the webhook configuration rules of each policy, as JSON", print_rules},
+  };
+}
+
+std::string commands_usage() {
+  std::string s = "\nCommands (hci-admission COMMAND --help):\n";
+  for (const auto &c : builtin_commands()) {
+    std::string left = "  " + c.name;
+    left.resize(std::max(left.size() + 1, kFlagHelpIndent), ' ');
+    s += left + c.summary + "\n";
+  }
+  return s;
+}
+
+}  // namespace hci_admission

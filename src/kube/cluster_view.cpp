@@ -1,0 +1,97 @@
+#include "hci_admission/kube/cluster_view.hpp"
+
+#include "hci_admission/common/files.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace hci_admission {
+
+std::string ResourceRef::describe() const {
+  std::string out = (group.empty() ? "" : group + "/") + version + " " + resource;
+  if (!namespace_name.empty()) out += " in " + namespace_name;
+  return out;
+}
+
+StaticClusterView::StaticClusterView(std::vector<Json> objects, std::string source)
+    : objects_(std::move(objects)), source_(std::move(source)) {}
+
+namespace {
+
+void add_objects(const std::string &file, std::vector<Json> &out) {
+  const auto text = read_file_if_present(file);
+  if (!text) throw ClusterReadError("cannot read cluster state " + file);
+  Json doc = Json::parse(*text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    throw ClusterReadError("cluster state " + file +
+                           " is not a JSON object (want kubectl get -o json output)");
+  }
+  auto items = doc.find("items");
+  if (items == doc.end()) {
+    out.push_back(std::move(doc));
+    return;
+  }
+  if (!items->is_array()) throw ClusterReadError("cluster state " + file + ": items is not a list");
+  // A typed list (VolumeList) leaves apiVersion and kind off its items.
+  const std::string list_kind = doc.value("kind", "");
+  const std::string item_kind =
+      list_kind.size() > 4 && list_kind.compare(list_kind.size() - 4, 4, "List") == 0 && list_kind != "List"
+          ? list_kind.substr(0, list_kind.size() - 4)
+          : "";
+  for (auto &item : *items) {
+    if (!item.is_object()) throw ClusterReadError("cluster state " + file + ": an item is not an object");
+    if (!item.contains("kind") && !item_kind.empty()) item["kind"] = item_kind;
+    if (!item.contains("apiVersion") && doc.contains("apiVersion")) item["apiVersion"] = doc["apiVersion"];
+    out.push_back(std::move(item));
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<StaticClusterView> StaticClusterView::from_path(const std::string &path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) throw ClusterReadError("cluster state " + path + " does not exist");
+  std::vector<Json> objects;
+  if (S_ISDIR(st.st_mode)) {
+    std::vector<std::string> files;
+    if (DIR *d = opendir(path.c_str())) {
+      while (dirent *e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0)
+          files.push_back(path + "/" + name);
+      }
+      closedir(d);
+    }
+    if (files.empty()) throw ClusterReadError("cluster state folder " + path + " holds no .json files");
+    std::sort(files.begin(), files.end());
+    for (const auto &f : files) add_objects(f, objects);
+  } else {
+    add_objects(path, objects);
+  }
+  return std::make_unique<StaticClusterView>(std::move(objects), "offline cluster state " + path);
+}
+
+std::vector<Json> StaticClusterView::list(const ResourceRef &resource, const std::vector<std::string> &fields,
+                                          Deadline) const {
+  const FieldMask mask = FieldMask::of(fields);
+  std::vector<Json> out;
+  for (const auto &o : objects_) {
+    const std::string api_version = o.value("apiVersion", "");
+    const std::string group =
+        api_version.find('/') == std::string::npos ? "" : api_version.substr(0, api_version.find('/'));
+    if (group != resource.group || o.value("kind", "") != resource.kind) continue;
+    if (!resource.namespace_name.empty()) {
+      const Json &meta = o.contains("metadata") ? o["metadata"] : Json();
+      if (!meta.is_object() || meta.value("namespace", "") != resource.namespace_name) continue;
+    }
+    // The same pruning as a live read, so that policies see the same thing.
+    const std::string text = o.dump();
+    const JsonIndex index = validate_json(text);
+    out.push_back(mask.extract(JsonView(index)));
+  }
+  return out;
+}
+
+}  // namespace hci_admission
