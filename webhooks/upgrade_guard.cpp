@@ -142,7 +142,8 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
       vol.active = vol.state == "creating" || vol.state == "attached" || vol.state == "attaching";
       const std::string pvc = text_at(v, {"status", "kubernetesStatus", "pvcName"});
       const std::string ns = text_at(v, {"status", "kubernetesStatus", "namespace"});
-      vol.pvc = pvc.empty() ? vol.name : ns + "/" + pvc;
+      vol.pvc = pvc.empty() ? vol.name : ns;
+      if (!pvc.empty()) vol.pvc.append("/").append(pvc);
       out.single_replica.push_back(std::move(vol));
     }
   } catch (const ClusterReadError &e) {

@@ -15,11 +15,7 @@ constexpr const char *kUsage =
     "Usage: hci-admission precheck [flags]\n\n"
     "Says whether the upgrade guard would refuse a Harvester Upgrade created now, and lists every\n"
     "single-replica volume it looked at. Exit code 0: allowed; 1: refused (also when the cluster\n"
-    "cannot be read); 2: bad flags.\n\n"
-    "  --skip-single-replica-detached-vol VALUE\n"
-    "                                      as the annotation harvesterhci.io/skipSingleReplicaDetachedVol\n"
-    "  --skip-webhook                      as the annotation harvesterhci.io/skipWebhook: \"true\"\n"
-    "  --longhorn-namespace NS             namespace of the Longhorn volumes (default longhorn-system)\n";
+    "cannot be read); 2: bad flags.\n\n";
 
 }  // namespace
 
@@ -27,61 +23,48 @@ int run_upgrade_precheck(const std::vector<std::string> &args) {
   ClusterAccess access;
   Json annotations = Json::object();
   std::string longhorn_namespace = "longhorn-system";
+  bool help = false;
+  FlagSet flags{
+      {"skip-single-replica-detached-vol", "VALUE",
+       "as the annotation harvesterhci.io/skipSingleReplicaDetachedVol",
+       [&](const std::string &v) { annotations[UpgradeGuard::kSkipDetachedAnnotation] = v; }},
+      {"skip-webhook", "", "as the annotation harvesterhci.io/skipWebhook: \"true\"",
+       [&](const std::string &) { annotations[UpgradeGuard::kSkipWebhookAnnotation] = "true"; }},
+      {"longhorn-namespace", "NS", "namespace of the Longhorn volumes (default longhorn-system)",
+       [&](const std::string &v) { longhorn_namespace = v; }},
+      {"help", "", "print this help and exit", [&](const std::string &) { help = true; }},
+  };
+  flags.add(cluster_flags(access));
   try {
-    for (size_t i = 0; i < args.size(); ++i) {
-      std::string flag = args[i];
-      if (flag == "--help" || flag == "-h") {
-        std::cout << kUsage << "\nCluster access:\n" << cluster_flags_usage();
-        return 0;
-      }
-      if (flag == "--skip-webhook") {
-        annotations[UpgradeGuard::kSkipWebhookAnnotation] = "true";
-        continue;
-      }
-      if (flag.rfind("--", 0) != 0) throw UsageError("unexpected argument \"" + flag + "\"");
-      flag = flag.substr(2);
-      std::string value;
-      if (auto eq = flag.find('='); eq != std::string::npos) {
-        value = flag.substr(eq + 1);
-        flag = flag.substr(0, eq);
-      } else if (i + 1 < args.size()) {
-        value = args[++i];
-      } else {
-        throw UsageError("--" + flag + " needs a value");
-      }
-      if (apply_cluster_flag(flag, value, access)) continue;
-      if (flag == "skip-single-replica-detached-vol") {
-        annotations[UpgradeGuard::kSkipDetachedAnnotation] = value;
-      } else if (flag == "longhorn-namespace") {
-        longhorn_namespace = value;
-      } else {
-        throw UsageError("unknown flag --" + flag + " (see hci-admission precheck --help)");
-      }
-    }
+    flags.parse(args, "see hci-admission precheck --help");
   } catch (const UsageError &e) {
     std::cerr << "hci-admission precheck: " << e.what() << std::endl;
     return 2;
   }
+  if (help) {
+    std::cout << kUsage << "Flags:\n" << flags.usage();
+    return 0;
+  }
 
-  std::unique_ptr<ClusterView> cluster;
+  std::unique_ptr<ClusterView> view;
   try {
-    cluster = open_cluster(access);
+    view = open_cluster(access);
   } catch (const std::exception &e) {
     std::cout << "REFUSED: cannot reach the cluster: " << e.what() << std::endl;
     return 1;
   }
-  if (!cluster) {
+  if (!view) {
     std::cerr
         << "hci-admission precheck: no cluster: give --kubeconfig, set KUBECONFIG, run in a cluster, or "
            "use --cluster-state"
         << std::endl;
     return 2;
   }
-  UpgradeGuard guard(*cluster, longhorn_namespace);
+  UpgradeGuard guard(*view, longhorn_namespace);
   const auto result = guard.evaluate(annotations, std::chrono::steady_clock::now() + access.read_timeout);
   const Decision &d = result.decision;
 
-  std::cout << "Upgrade precheck against " << cluster->describe() << "\n";
+  std::cout << "Upgrade precheck against " << view->describe() << "\n";
   if (result.nodes > 0) std::cout << "nodes: " << result.nodes << "\n";
   size_t active = 0;
   for (const auto &v : result.single_replica) active += v.active;

@@ -23,12 +23,10 @@ void JsonPatch::diff(const std::string &path, const Json &before, Json &&after) 
     }
     for (auto it = after.begin(); it != after.end(); ++it) {
       auto old = before.find(it.key());
-      if (old == before.end()) {
-        add(join_pointer(path, it.key()), std::move(it.value()));
-      } else if (old->type() == it->type() && (old->is_object() || old->is_array())) {
+      if (old != before.end() && old->type() == it->type() && (old->is_object() || old->is_array())) {
         diff(join_pointer(path, it.key()), *old, std::move(*it));
-      } else if (*old != *it) {
-        // "add" onto an existing member overwrites it.
+      } else if (old == before.end() || *old != *it) {
+        // "add" creates the member, or overwrites it.
         add(join_pointer(path, it.key()), std::move(it.value()));
       }
     }

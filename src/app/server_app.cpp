@@ -144,8 +144,9 @@ void register_certificate_metrics(const std::shared_ptr<TlsContext> &tls, const 
                               : 0.0;
                    });
   // controller-runtime's certwatcher names; the first load counts as a read.
-  m.counter_function("certwatcher_read_certificate_total", "Total number of certificate reads",
-                     [&reloader] { return 1.0 + reloader.reloads() + reloader.errors(); });
+  m.counter_function("certwatcher_read_certificate_total", "Total number of certificate reads", [&reloader] {
+    return 1.0 + static_cast<double>(reloader.reloads() + reloader.errors());
+  });
   m.counter_function("certwatcher_read_certificate_errors_total", "Total number of certificate read errors",
                      [&reloader] { return static_cast<double>(reloader.errors()); });
   if (self_managed == nullptr) return;
@@ -174,7 +175,11 @@ class StopSignalWaiter {
   StopSignalWaiter &operator=(const StopSignalWaiter &) = delete;
   ~StopSignalWaiter() {
     // Stopped without a signal: wake the waiter so it can be joined.
-    if (!signalled_.exchange(true)) pthread_kill(thread_.native_handle(), SIGTERM);
+    // SIGTERM is blocked in every thread and taken by sigwait: it wakes the
+    // waiter, it does not terminate anything.
+    if (!signalled_.exchange(true)) {
+      pthread_kill(thread_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
+    }
     thread_.join();
   }
   bool draining() const { return draining_; }

@@ -17,6 +17,44 @@ std::string format_flag_help(const std::string &flag, const std::string &arg, co
   return left + help + "\n";
 }
 
+const Flag *FlagSet::find(const std::string &name) const {
+  for (const auto &f : flags_) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+void FlagSet::parse(const std::vector<std::string> &args, const std::string &help_hint) const {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &arg = args[i];
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
+      throw UsageError("unexpected argument \"" + arg + "\" (" + help_hint + ")");
+    }
+    std::string name = arg.substr(2);
+    std::string value;
+    const size_t eq = name.find('=');
+    if (eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    const Flag *flag = find(name);
+    if (flag == nullptr) throw UsageError("unknown flag --" + name + " (" + help_hint + ")");
+    if (flag->arg.empty()) {
+      if (eq != std::string::npos) throw UsageError("--" + name + " takes no value");
+    } else if (eq == std::string::npos) {
+      if (i + 1 >= args.size()) throw UsageError("--" + name + " needs a value");
+      value = args[++i];
+    }
+    flag->set(value);
+  }
+}
+
+std::string FlagSet::usage() const {
+  std::string out;
+  for (const auto &f : flags_) out += format_flag_help(f.name, f.arg, f.help);
+  return out;
+}
+
 size_t parse_byte_size(const std::string &text) {
   size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;

@@ -2,55 +2,43 @@
 
 #include "hci_admission/common/flags.hpp"
 
-#include <algorithm>
 #include <cstdlib>
-#include <iterator>
+#include <functional>
 
 namespace hci_admission {
 namespace {
 
-const FlagHelp kClusterFlags[] = {
-    {"kubeconfig", "FILE", "kubeconfig for the Kubernetes API (default $KUBECONFIG, else in-cluster)"},
-    {"kube-context", "NAME", "kubeconfig context (default: its current context)"},
-    {"cluster-state", "PATH", "offline: read objects from kubectl get -o json files (a file or a folder)"},
-    {"cluster-read-timeout", "DURATION", "longest a cluster read may take (default 10s)"},
-    {"service-account-dir", "DIR",
-     "in-cluster credentials (default /var/run/secrets/kubernetes.io/serviceaccount)"},
-    {"cluster-page-size", "N", "objects per LIST page (default 500, as kubectl)"},
-};
+// A setter for a flag whose value is kept as it is, and must not be empty.
+std::function<void(const std::string &)> text(const char *name, std::string &target) {
+  return [name, &target](const std::string &value) {
+    if (value.empty()) throw UsageError(std::string("--") + name + " needs a value");
+    target = value;
+  };
+}
 
 }  // namespace
 
-bool is_cluster_flag(const std::string &flag) {
-  return std::any_of(std::begin(kClusterFlags), std::end(kClusterFlags),
-                     [&](const FlagHelp &f) { return flag == f.flag; });
-}
-
-bool apply_cluster_flag(const std::string &flag, const std::string &value, ClusterAccess &access) {
-  if (flag == "kubeconfig") {
-    access.kubeconfig = value;
-  } else if (flag == "kube-context") {
-    access.context = value;
-  } else if (flag == "cluster-state") {
-    access.state_path = value;
-  } else if (flag == "service-account-dir") {
-    access.service_account_dir = value;
-  } else if (flag == "cluster-read-timeout") {
-    access.read_timeout = parse_duration_flag(flag, value);
-  } else if (flag == "cluster-page-size") {
-    access.page_size = parse_unsigned_flag(flag, value, 100000);
-    if (access.page_size == 0) throw UsageError("--cluster-page-size must be at least 1");
-  } else {
-    return false;
-  }
-  if (value.empty()) throw UsageError("--" + flag + " needs a value");
-  return true;
-}
-
-std::string cluster_flags_usage() {
-  std::string s;
-  for (const auto &f : kClusterFlags) s += format_flag_help(f.flag, f.arg, f.help);
-  return s;
+std::vector<Flag> cluster_flags(ClusterAccess &access) {
+  return {
+      {"kubeconfig", "FILE", "kubeconfig for the Kubernetes API (default $KUBECONFIG, else in-cluster)",
+       text("kubeconfig", access.kubeconfig)},
+      {"kube-context", "NAME", "kubeconfig context (default: its current context)",
+       text("kube-context", access.context)},
+      {"cluster-state", "PATH", "offline: read objects from kubectl get -o json files (a file or a folder)",
+       text("cluster-state", access.state_path)},
+      {"cluster-read-timeout", "DURATION", "longest a cluster read may take (default 10s)",
+       [&access](const std::string &v) {
+         access.read_timeout = parse_duration_flag("cluster-read-timeout", v);
+       }},
+      {"service-account-dir", "DIR",
+       "in-cluster credentials (default /var/run/secrets/kubernetes.io/serviceaccount)",
+       text("service-account-dir", access.service_account_dir)},
+      {"cluster-page-size", "N", "objects per LIST page (default 500, as kubectl)",
+       [&access](const std::string &v) {
+         access.page_size = parse_unsigned_flag("cluster-page-size", v, 100000);
+         if (access.page_size == 0) throw UsageError("--cluster-page-size must be at least 1");
+       }},
+  };
 }
 
 std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access) {

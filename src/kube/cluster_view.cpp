@@ -59,8 +59,10 @@ std::unique_ptr<StaticClusterView> StaticClusterView::from_path(const std::strin
     if (DIR *d = opendir(path.c_str())) {
       while (dirent *e = readdir(d)) {
         const std::string name = e->d_name;
-        if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0)
-          files.push_back(path + "/" + name);
+        if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+          files.push_back(path);
+          files.back().append("/").append(name);
+        }
       }
       closedir(d);
     }

@@ -320,7 +320,7 @@ Json parse_kubeconfig_yaml(const std::string &text) {
     if (indent == std::string::npos) continue;
     std::string body = line.substr(indent);
     while (!body.empty() && (body.back() == ' ' || body.back() == '\t')) body.pop_back();
-    if (body == "---" || body.rfind("%", 0) == 0) continue;
+    if (body == "---" || body.rfind('%', 0) == 0) continue;
     lines.push_back({indent, body, number});
   }
   return YamlReader(std::move(lines)).document();
@@ -506,7 +506,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
     ApiReply page;
     const auto started = std::chrono::steady_clock::now();
     auto res = client->Get(
-        path.c_str(), headers,
+        path, headers,
         [&](const httplib::Response &r) {
           if (r.has_header("Content-Length")) {
             page.body.reserve(

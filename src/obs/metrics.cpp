@@ -167,7 +167,8 @@ void register_process_metrics(MetricsRegistry &r) {
   r.counter_function("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", [] {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
-    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
   });
   r.gauge_function("process_open_fds", "Number of open file descriptors.", [] {
     double n = 0;

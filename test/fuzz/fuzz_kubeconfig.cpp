@@ -1,5 +1,6 @@
 // libFuzzer target: the kubeconfig YAML reader and base64 decoding.
 #include <cstdint>
+#include "hci_admission/common/base64.hpp"
 #include "hci_admission/kube/kube_client.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {

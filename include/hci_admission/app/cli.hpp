@@ -38,11 +38,10 @@ struct Options {
   std::map<std::string, std::string> policy_options;  // flag -> value
 };
 
-// Sets `o.self_managed_certs` from one of its flags; false for any other.
-bool apply_self_managed_flag(const std::string &flag, const std::string &value, struct Options &o);
-
-// Throws UsageError with a one-line message for an unknown flag, a missing
-// value, or a value that does not parse.
+// The flags are declared as tables in cli.cpp (server, cluster access,
+// self-managed certificates) plus those each policy declares. Throws
+// UsageError with a one-line message for an unknown flag, a missing value,
+// or a value that does not parse.
 Options parse_options(const std::vector<std::string> &args, const std::vector<PolicySpec> &policies);
 
 std::string usage(const std::vector<PolicySpec> &policies);

@@ -4,8 +4,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace hci_admission {
 
@@ -14,11 +17,36 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// One flag's line in --help.
-struct FlagHelp {
-  const char *flag;  // without the leading "--"
-  const char *arg;   // "" for a flag without a value
-  const char *help;
+// One flag: its name (without "--"), the name of its value ("" for a
+// switch, which takes none), its help line, and what it does with the
+// value it is given ("" for a switch). `set` throws UsageError for a value
+// it cannot use.
+struct Flag {
+  std::string name;
+  std::string arg;
+  std::string help;
+  std::function<void(const std::string &value)> set;
+};
+
+// A command line's flags, declared as a table: parse() finds each flag's
+// value ("--name value" or "--name=value") and hands it to the flag;
+// usage() prints the table.
+class FlagSet {
+ public:
+  FlagSet() = default;
+  FlagSet(std::initializer_list<Flag> flags) : flags_(flags) {}
+  explicit FlagSet(std::vector<Flag> flags) : flags_(std::move(flags)) {}
+  void add(Flag flag) { flags_.push_back(std::move(flag)); }
+  void add(const std::vector<Flag> &flags) { flags_.insert(flags_.end(), flags.begin(), flags.end()); }
+  const Flag *find(const std::string &name) const;
+  // Throws UsageError for an argument that is not a flag, an unknown flag
+  // (naming `help_hint`, e.g. "see --help"), a switch given a value, or a
+  // flag without one.
+  void parse(const std::vector<std::string> &args, const std::string &help_hint) const;
+  std::string usage() const;
+
+ private:
+  std::vector<Flag> flags_;
 };
 
 // Help text starts at this column.

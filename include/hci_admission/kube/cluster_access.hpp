@@ -2,12 +2,14 @@
 // they open (offline files, a kubeconfig, or the in-cluster account).
 #pragma once
 
+#include "hci_admission/common/flags.hpp"
 #include "hci_admission/kube/cluster_view.hpp"
 #include "hci_admission/kube/kube_client.hpp"
 
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace hci_admission {
 
@@ -20,13 +22,9 @@ struct ClusterAccess {
   size_t page_size = 500;  // items per LIST page
 };
 
-// Whether `flag` (without "--") is one of the cluster flags.
-bool is_cluster_flag(const std::string &flag);
-// Sets `access` from one of the cluster flags (without "--"); false for
-// any other flag. Throws UsageError for a value that does not parse.
-bool apply_cluster_flag(const std::string &flag, const std::string &value, ClusterAccess &access);
-// The help lines of the cluster flags.
-std::string cluster_flags_usage();
+// The cluster flags (--kubeconfig, --cluster-state, ...), setting `access`,
+// which must outlive them.
+std::vector<Flag> cluster_flags(ClusterAccess &access);
 // Offline state if given, else a kubeconfig ($KUBECONFIG too), else the
 // in-cluster service account; nullptr when none is there. Throws
 // std::runtime_error when one is given but unusable.

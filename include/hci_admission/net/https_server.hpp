@@ -104,7 +104,7 @@ class HttpRequestParser {
     size_t at = 0, size = 0;
   };
   HttpParse::Status fail(int status, std::string message);
-  HttpParse::Status parse_head(std::string_view buffer, size_t header_end);
+  HttpParse::Status parse_head(std::string_view in, size_t header_end);
   HttpParse::Status parse_chunked(std::string &buffer);
   HttpParse::Status complete(std::string &buffer, size_t consumed);
 
