@@ -12,13 +12,16 @@
 #pragma once
 
 #include "hci_admission/certs/cert_issuer.hpp"
+#include "hci_admission/certs/rotation_plan.hpp"
 #include "hci_admission/kube/kube_client.hpp"
+#include "hci_admission/obs/logging.hpp"
 
 #include "hci_admission/common/worker_pool.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,17 +56,6 @@ struct SelfManagedCertsConfig {
   void check() const;
 };
 
-// Keys of the Secret; its type is kubernetes.io/tls.
-namespace secret_keys {
-constexpr const char *kServingCert = "tls.crt";
-constexpr const char *kServingKey = "tls.key";
-constexpr const char *kTrustBundle = "ca.crt";  // every CA the API server should trust
-constexpr const char *kSignerCert = "signer.crt";
-constexpr const char *kSignerKey = "signer.key";
-constexpr const char *kNextSignerCert = "next-signer.crt";  // only during a CA switch
-constexpr const char *kNextSignerKey = "next-signer.key";
-}  // namespace secret_keys
-
 class SelfManagedCertificates {
  public:
   // Throws std::invalid_argument for an unusable configuration.
@@ -72,8 +64,9 @@ class SelfManagedCertificates {
   SelfManagedCertificates(const SelfManagedCertificates &) = delete;
   SelfManagedCertificates &operator=(const SelfManagedCertificates &) = delete;
 
-  // One pass: read or create the Secret, renew what is due, inject the
-  // trust bundle, write the files. Throws ClusterReadError (the API could
+  // One pass: observe (the Secret and the webhook configurations), plan
+  // (plan_secret, plan_ca_bundle_patch), apply (write the Secret, patch the
+  // configurations, write the files). Throws ClusterReadError (the API could
   // not be reached or refused) or CertificateError.
   void reconcile(std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
   // reconcile() every check interval in a thread of its own, and sooner
@@ -88,6 +81,16 @@ class SelfManagedCertificates {
  private:
   // One pass from the background thread: the wait before the next.
   std::chrono::milliseconds tick();
+  // The webhook configurations, in config order; nullopt for a missing one.
+  std::vector<std::optional<Json>> read_webhook_configs();
+  // Writes the Secret; false on a conflict (another replica wrote first).
+  bool write_secret(const SecretState &read, const SecretPlan &plan, SecretState &written);
+  void patch_webhook_configs(const std::vector<std::optional<Json>> &configs, const SecretState &secret);
+  void write_files(const SecretState &secret) const;
+  LogLine log(const char *message) const;
+  // When an API call started now must have its answer.
+  Deadline deadline() const { return std::chrono::steady_clock::now() + config_.request_timeout; }
+  std::string secret_path() const;
 
   SelfManagedCertsConfig config_;
   const KubeApi &api_;
