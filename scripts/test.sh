@@ -2,7 +2,8 @@
 # Runs every test: installs dependencies, builds, then
 #   1. the unit tests (Catch2, one Meson test per area), the end-to-end tests
 #      (the real binary over TLS with curl, one Meson test per area) and the
-#      manifest test, on the release build (build/, GCC);
+#      manifest test, on the release build (build/, GCC); then the format
+#      check and clang-tidy (scripts/lint.sh);
 #   2. the same suite on a clang build with AddressSanitizer and
 #      UndefinedBehaviorSanitizer (build-asan/), where any finding fails;
 #      that build also holds the libFuzzer targets (-Dfuzz=true), so the
@@ -22,6 +23,10 @@ scripts/build.sh >/dev/null
 set +e
 meson test -C build --print-errorlogs --no-rebuild
 status=$?
+# The format check and clang-tidy, on the release build's compile commands.
+scripts/lint.sh build
+lint_status=$?
+[ $lint_status -ne 0 ] && status=$lint_status
 builds=(build)
 if ! $quick; then
   # -O1 with line tables only (-g1), the sanitizers' usual setting: at
@@ -56,7 +61,7 @@ if ! $quick; then
   [ "$fuzz_status" -ne 0 ] && status=$fuzz_status
 fi
 set -e
-FUZZ_STATUS=${fuzz_status:-0} QUICK=$quick python3 - "${builds[@]}" <<'PY'
+FUZZ_STATUS=${fuzz_status:-0} LINT_STATUS=$lint_status QUICK=$quick python3 - "${builds[@]}" <<'PY'
 import json, os, re, sys
 import xml.etree.ElementTree as ET
 ok = bad = 0
@@ -72,6 +77,12 @@ for build in sys.argv[1:]:
     broken = sum(r not in ("OK", "EXPECTEDFAIL", "SKIP") for r in results)
     ok += cases - failures - skipped
     bad += max(failures, broken)
+# The format check and clang-tidy count as one test each.
+lint = open("build/lint-summary.txt").read().splitlines() if os.path.exists("build/lint-summary.txt") else []
+ok += sum(l.endswith("clean") for l in lint)
+bad += sum(not l.endswith("clean") for l in lint)
+if os.environ["LINT_STATUS"] != "0" and all(l.endswith("clean") for l in lint):
+    bad += 1
 if os.environ["QUICK"] != "true":
     summary = "build-asan/fuzz-run/summary.txt"
     lines = open(summary).read().splitlines() if os.path.exists(summary) else []

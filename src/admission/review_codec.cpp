@@ -3,6 +3,7 @@
 #include "hci_admission/common/base64.hpp"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 namespace hci_admission {
@@ -23,6 +24,96 @@ void require_object(JsonView v, const std::string &where) {
   if (!v.is_object()) throw ReviewError(where + " must be an object");
 }
 
+// A key given twice is refused: parsers disagree on which one counts
+// (Go's takes the last), and a review is never sent that way. Keys are
+// copied: an escaped key is unescaped into a buffer that lives only for
+// its callback (the fuzzer found the views dangling).
+class KeysSeenOnce {
+ public:
+  void operator()(std::string_view key, const char *where) {
+    if (std::find(seen_.begin(), seen_.end(), key) != seen_.end()) {
+      throw ReviewError("duplicate key \"" + std::string(where) + std::string(key) + "\"");
+    }
+    seen_.emplace_back(key);
+  }
+
+ private:
+  std::vector<std::string> seen_;
+};
+
+// apiVersion, kind and request of the AdmissionReview; returns the request.
+JsonView decode_envelope(const JsonView &doc, const JsonIndex &index, std::string &api_version) {
+  std::string kind;
+  JsonView request(std::string_view(), &index);
+  KeysSeenOnce once;
+  doc.for_each_member([&](std::string_view key, JsonView v) {
+    if (key == "apiVersion") {
+      once(key, "");
+      api_version = as_string(v, "apiVersion");
+    } else if (key == "kind") {
+      once(key, "");
+      kind = as_string(v, "kind");
+    } else if (key == "request") {
+      once(key, "");
+      if (!v.is_null()) require_object(v, "request");
+      request = v;
+    }
+  });
+  if (api_version != kV1 && api_version != kV1beta1) {
+    throw ReviewError("unsupported apiVersion \"" + api_version + "\" (want " + std::string(kV1) + " or " +
+                      std::string(kV1beta1) + ")");
+  }
+  if (kind != "AdmissionReview") throw ReviewError("kind is \"" + kind + "\", want AdmissionReview");
+  if (!request.is_object()) throw ReviewError("AdmissionReview has no request");
+  return request;
+}
+
+// request.kind ({group, version, kind}) or request.resource ({group,
+// version, resource}): the three strings, in that order.
+std::array<std::string, 3> decode_group_version(JsonView v, const std::string &where, const char *last) {
+  std::array<std::string, 3> out;
+  require_object(v, where);
+  v.for_each_member([&](std::string_view k, JsonView m) {
+    if (k == "group") out[0] = as_string(m, where + ".group");
+    if (k == "version") out[1] = as_string(m, where + ".version");
+    if (k == last) out[2] = as_string(m, where + "." + last);
+  });
+  return out;
+}
+
+void decode_request_member(std::string_view key, JsonView v, AdmissionRequest &r,
+                           const ObjectFields &fields) {
+  if (key == "uid") {
+    r.uid = as_string(v, "request.uid");
+  } else if (key == "kind" && !v.is_null()) {
+    auto [group, version, kind] = decode_group_version(v, "request.kind", "kind");
+    r.kind = {std::move(group), std::move(version), std::move(kind)};
+  } else if (key == "resource" && !v.is_null()) {
+    auto [group, version, resource] = decode_group_version(v, "request.resource", "resource");
+    r.resource = {std::move(group), std::move(version), std::move(resource)};
+  } else if (key == "subResource") {
+    r.sub_resource = as_string(v, "request.subResource");
+  } else if (key == "name") {
+    r.name = as_string(v, "request.name");
+  } else if (key == "namespace") {
+    r.namespace_name = as_string(v, "request.namespace");
+  } else if (key == "operation") {
+    r.operation = as_string(v, "request.operation");
+  } else if (key == "userInfo" && !v.is_null()) {
+    require_object(v, "request.userInfo");
+    v.for_each_member([&](std::string_view k, JsonView m) {
+      if (k == "username") r.username = as_string(m, "request.userInfo.username");
+    });
+  } else if (key == "dryRun") {
+    if (!v.is_null() && !v.is_bool()) throw ReviewError("request.dryRun must be a boolean");
+    r.dry_run = v.raw() == "true";
+  } else if (key == "object") {
+    r.object = fields.object.keeps_nothing() ? Json() : fields.object.extract(v);
+  } else if (key == "oldObject") {
+    r.old_object = fields.old_object.keeps_nothing() ? Json() : fields.old_object.extract(v);
+  }
+}
+
 }  // namespace
 
 DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
@@ -34,85 +125,14 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
   }
   const JsonView doc(*index);
   if (!doc.is_object()) throw ReviewError("request body is not a JSON object");
-
   DecodedReview out;
-  std::string kind;
-  JsonView request(std::string_view(), &*index);
-  // A key given twice is refused: parsers disagree on which one counts
-  // (Go's takes the last), and a review is never sent that way. Keys are
-  // copied: an escaped key is unescaped into a buffer that lives only for
-  // its callback (the fuzzer found the views dangling).
-  std::vector<std::string> seen;
-  auto once = [&seen](std::string_view key, const char *where) {
-    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
-      throw ReviewError("duplicate key \"" + std::string(where) + std::string(key) + "\"");
-    }
-    seen.emplace_back(key);
-  };
-  doc.for_each_member([&](std::string_view key, JsonView v) {
-    if (key == "apiVersion" || key == "kind" || key == "request") once(key, "");
-    if (key == "apiVersion") {
-      out.api_version = as_string(v, "apiVersion");
-    } else if (key == "kind") {
-      kind = as_string(v, "kind");
-    } else if (key == "request") {
-      if (!v.is_null()) require_object(v, "request");
-      request = v;
-    }
-  });
-  if (out.api_version != kV1 && out.api_version != kV1beta1) {
-    throw ReviewError("unsupported apiVersion \"" + out.api_version + "\" (want " + std::string(kV1) +
-                      " or " + std::string(kV1beta1) + ")");
-  }
-  if (kind != "AdmissionReview") throw ReviewError("kind is \"" + kind + "\", want AdmissionReview");
-  if (!request.is_object()) throw ReviewError("AdmissionReview has no request");
-
-  AdmissionRequest &r = out.request;
-  seen.clear();
+  const JsonView request = decode_envelope(doc, *index, out.api_version);
+  KeysSeenOnce once;
   request.for_each_member([&](std::string_view key, JsonView v) {
     once(key, "request.");
-    if (key == "uid") {
-      r.uid = as_string(v, "request.uid");
-    } else if (key == "kind" || key == "resource") {
-      if (v.is_null()) return;
-      const std::string where = "request." + std::string(key);
-      require_object(v, where);
-      std::string a, b, c;
-      const bool is_kind = key == "kind";
-      v.for_each_member([&](std::string_view k, JsonView m) {
-        if (k == "group") a = as_string(m, where + ".group");
-        if (k == "version") b = as_string(m, where + ".version");
-        if (k == (is_kind ? "kind" : "resource")) c = as_string(m, where + "." + std::string(k));
-      });
-      if (is_kind) {
-        r.kind = {a, b, c};
-      } else {
-        r.resource = {a, b, c};
-      }
-    } else if (key == "subResource") {
-      r.sub_resource = as_string(v, "request.subResource");
-    } else if (key == "name") {
-      r.name = as_string(v, "request.name");
-    } else if (key == "namespace") {
-      r.namespace_name = as_string(v, "request.namespace");
-    } else if (key == "operation") {
-      r.operation = as_string(v, "request.operation");
-    } else if (key == "userInfo") {
-      if (v.is_null()) return;
-      require_object(v, "request.userInfo");
-      v.for_each_member([&](std::string_view k, JsonView m) {
-        if (k == "username") r.username = as_string(m, "request.userInfo.username");
-      });
-    } else if (key == "dryRun") {
-      if (!v.is_null() && !v.is_bool()) throw ReviewError("request.dryRun must be a boolean");
-      r.dry_run = v.raw() == "true";
-    } else if (key == "object") {
-      r.object = fields.object.keeps_nothing() ? Json() : fields.object.extract(v);
-    } else if (key == "oldObject") {
-      r.old_object = fields.old_object.keeps_nothing() ? Json() : fields.old_object.extract(v);
-    }
+    decode_request_member(key, v, out.request, fields);
   });
-  if (r.uid.empty()) throw ReviewError("request.uid is missing or empty");
+  if (out.request.uid.empty()) throw ReviewError("request.uid is missing or empty");
   return out;
 }
 

@@ -61,6 +61,21 @@ std::string_view trim_ows(std::string_view s) {
 }
 
 // Whole decimal number without sign; false when not one or too large.
+// A chunk size: 1 to 15 hex digits.
+bool parse_hex(std::string_view text, uint64_t &out) {
+  if (text.empty() || text.size() > 15) return false;
+  out = 0;
+  for (char c : text) {
+    const int d = (c >= '0' && c <= '9')   ? c - '0'
+                  : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                  : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                           : -1;
+    if (d < 0) return false;
+    out = out * 16 + static_cast<uint64_t>(d);
+  }
+  return true;
+}
+
 bool parse_decimal(std::string_view s, uint64_t &out) {
   if (s.empty() || s.size() > 18) return false;
   out = 0;
@@ -182,9 +197,27 @@ HttpParse::Status HttpRequestParser::parse(std::string &buffer) {
 
 HttpParse::Status HttpRequestParser::parse_head(std::string_view in, size_t header_end) {
   const std::string_view head = in.substr(start_, header_end - start_);
-  // Request line: method SP request-target SP HTTP-version
   const size_t eol = head.find("\r\n");
-  const std::string_view line = head.substr(0, eol);
+  if (parse_request_line(in, head.substr(0, eol)) == HttpParse::Status::Invalid) return p_.status;
+  const bool http10 = !p_.keep_alive;  // HTTP/1.0 starts without keep-alive
+  bool content_type_seen = false;
+  size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
+  while (pos < head.size()) {
+    size_t next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    if (parse_header_field(in, head.substr(pos, next - pos), http10, content_type_seen) ==
+        HttpParse::Status::Invalid) {
+      return p_.status;
+    }
+    pos = next + 2;
+  }
+  if (p_.chunked && p_.has_length) return fail(400, "both Content-Length and Transfer-Encoding");
+  p_.headers_complete = true;
+  return p_.status;
+}
+
+// Request line: method SP request-target SP HTTP-version
+HttpParse::Status HttpRequestParser::parse_request_line(std::string_view in, std::string_view line) {
   const size_t sp1 = line.find(' ');
   const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
@@ -195,8 +228,9 @@ HttpParse::Status HttpRequestParser::parse_head(std::string_view in, size_t head
   const std::string_view version = line.substr(sp2 + 1);
   if (!is_token(method)) return fail(400, "malformed request method");
   if (target.empty() || target.front() != '/') return fail(400, "request target must be a path");
-  for (char c : target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail(400, "malformed request target");
+  if (std::any_of(target.begin(), target.end(),
+                  [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f; })) {
+    return fail(400, "malformed request target");
   }
   if (version == "HTTP/1.1") {
     p_.keep_alive = true;
@@ -207,163 +241,172 @@ HttpParse::Status HttpRequestParser::parse_head(std::string_view in, size_t head
   } else {
     return fail(400, "malformed request line");
   }
-  const auto span = [&](std::string_view part) {
-    return Span{static_cast<size_t>(part.data() - in.data()), part.size()};
-  };
-  method_ = span(method);
-  target_ = span(target);
-
-  bool content_type_seen = false;
-  size_t pos = eol == std::string_view::npos ? head.size() : eol + 2;
-  while (pos < head.size()) {
-    size_t next = head.find("\r\n", pos);
-    if (next == std::string_view::npos) next = head.size();
-    const std::string_view field = head.substr(pos, next - pos);
-    pos = next + 2;
-    if (field.front() == ' ' || field.front() == '\t') return fail(400, "obsolete header line folding");
-    const size_t colon = field.find(':');
-    if (colon == std::string_view::npos) return fail(400, "malformed header line");
-    const std::string_view name = field.substr(0, colon);
-    if (!is_token(name)) return fail(400, "malformed header name");
-    const std::string_view value = trim_ows(field.substr(colon + 1));
-    for (char c : value) {
-      if (c == '\r' || c == '\n' || c == '\0') return fail(400, "control character in header value");
-    }
-    if (iequals(name, "content-length")) {
-      uint64_t v = 0;
-      if (!parse_decimal(value, v)) return fail(400, "malformed Content-Length");
-      if (p_.has_length && v != p_.content_length) return fail(400, "conflicting Content-Length headers");
-      p_.has_length = true;
-      p_.content_length = v;
-    } else if (iequals(name, "transfer-encoding")) {
-      if (!iequals(value, "chunked") || p_.chunked) {
-        return fail(501, "transfer encoding \"" + std::string(value) + "\" not supported");
-      }
-      p_.chunked = true;
-    } else if (iequals(name, "content-type")) {
-      if (!content_type_seen) content_type_ = span(value);
-      content_type_seen = true;
-    } else if (iequals(name, "connection")) {
-      size_t t = 0;
-      while (t <= value.size()) {
-        size_t comma = value.find(',', t);
-        if (comma == std::string_view::npos) comma = value.size();
-        const std::string_view token = trim_ows(value.substr(t, comma - t));
-        if (iequals(token, "close")) p_.keep_alive = false;
-        if (iequals(token, "keep-alive") && version == "HTTP/1.0") p_.keep_alive = true;
-        t = comma + 1;
-      }
-    } else if (iequals(name, "expect")) {
-      if (!iequals(value, "100-continue")) return fail(417, "unsupported expectation");
-      p_.expect_continue = true;
-    }
-  }
-  if (p_.chunked && p_.has_length) return fail(400, "both Content-Length and Transfer-Encoding");
-  p_.headers_complete = true;
+  method_ = span_in(in, method);
+  target_ = span_in(in, target);
   return p_.status;
+}
+
+HttpParse::Status HttpRequestParser::parse_header_field(std::string_view in, std::string_view field,
+                                                        bool http10, bool &content_type_seen) {
+  if (field.front() == ' ' || field.front() == '\t') return fail(400, "obsolete header line folding");
+  const size_t colon = field.find(':');
+  if (colon == std::string_view::npos) return fail(400, "malformed header line");
+  const std::string_view name = field.substr(0, colon);
+  if (!is_token(name)) return fail(400, "malformed header name");
+  const std::string_view value = trim_ows(field.substr(colon + 1));
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    return fail(400, "control character in header value");
+  }
+  if (iequals(name, "content-length")) {
+    uint64_t v = 0;
+    if (!parse_decimal(value, v)) return fail(400, "malformed Content-Length");
+    if (p_.has_length && v != p_.content_length) return fail(400, "conflicting Content-Length headers");
+    p_.has_length = true;
+    p_.content_length = v;
+  } else if (iequals(name, "transfer-encoding")) {
+    if (!iequals(value, "chunked") || p_.chunked) {
+      return fail(501, "transfer encoding \"" + std::string(value) + "\" not supported");
+    }
+    p_.chunked = true;
+  } else if (iequals(name, "content-type")) {
+    if (!content_type_seen) content_type_ = span_in(in, value);
+    content_type_seen = true;
+  } else if (iequals(name, "connection")) {
+    read_connection_tokens(value, http10);
+  } else if (iequals(name, "expect")) {
+    if (!iequals(value, "100-continue")) return fail(417, "unsupported expectation");
+    p_.expect_continue = true;
+  }
+  return p_.status;
+}
+
+// Connection: close ends keep-alive; keep-alive starts it for HTTP/1.0.
+void HttpRequestParser::read_connection_tokens(std::string_view value, bool http10) {
+  size_t t = 0;
+  while (t <= value.size()) {
+    size_t comma = value.find(',', t);
+    if (comma == std::string_view::npos) comma = value.size();
+    const std::string_view token = trim_ows(value.substr(t, comma - t));
+    if (iequals(token, "close")) p_.keep_alive = false;
+    if (iequals(token, "keep-alive") && http10) p_.keep_alive = true;
+    t = comma + 1;
+  }
 }
 
 // Chunk framing is read where it stands and the data moved down to follow
 // the body decoded so far; the framing read is then cut from the buffer.
 HttpParse::Status HttpRequestParser::parse_chunked(std::string &buffer) {
-  constexpr size_t kMaxChunkLine = 1024;
-  const auto compact = [&] {
-    const size_t body_end = p_.head_bytes + decoded_;
-    if (raw_ > body_end) {
-      buffer.erase(body_end, raw_ - body_end);
-      scanned_ -= raw_ - body_end;
-      raw_ = body_end;
-    }
-  };
   for (;;) {
+    Step step;
     switch (phase_) {
-      case Phase::ChunkSize: {
-        const size_t line_end = buffer.find("\r\n", std::max(raw_, scanned_ > 0 ? scanned_ - 1 : 0));
-        if (line_end == std::string::npos) {
-          scanned_ = buffer.size();
-          if (buffer.size() - raw_ >= kMaxChunkLine + 2) return fail(400, "malformed chunk size");
-          compact();
-          return p_.status;
-        }
-        std::string_view size_text(buffer.data() + raw_, line_end - raw_);
-        if (size_text.size() > kMaxChunkLine) return fail(400, "malformed chunk size");
-        size_text = trim_ows(size_text.substr(0, size_text.find(';')));
-        if (size_text.empty() || size_text.size() > 15) return fail(400, "malformed chunk size");
-        uint64_t size = 0;
-        for (char c : size_text) {
-          const int d = (c >= '0' && c <= '9')   ? c - '0'
-                        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                                 : -1;
-          if (d < 0) return fail(400, "malformed chunk size");
-          size = size * 16 + static_cast<uint64_t>(d);
-        }
-        raw_ = scanned_ = line_end + 2;
-        if (size == 0) {
-          phase_ = Phase::Trailer;
-          break;
-        }
-        if (decoded_ + size > limits_.max_body_bytes) {
-          return fail(
-              413, "request body exceeds the limit of " + std::to_string(limits_.max_body_bytes) + " bytes");
-        }
-        chunk_left_ = size;
-        phase_ = Phase::ChunkData;
+      case Phase::ChunkSize:
+        step = read_chunk_size(buffer);
         break;
-      }
-      case Phase::ChunkData: {
-        const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_left_, buffer.size() - raw_));
-        const size_t body_end = p_.head_bytes + decoded_;
-        if (raw_ != body_end) std::memmove(&buffer[body_end], buffer.data() + raw_, n);
-        decoded_ += n;
-        raw_ += n;
-        chunk_left_ -= n;
-        if (chunk_left_ > 0) {
-          scanned_ = raw_;
-          compact();
-          return p_.status;
-        }
-        phase_ = Phase::ChunkEnd;
+      case Phase::ChunkData:
+        step = read_chunk_data(buffer);
         break;
-      }
       case Phase::ChunkEnd:
-        if (buffer.size() - raw_ < 2) {
-          scanned_ = raw_;
-          compact();
-          return p_.status;
-        }
-        if (buffer.compare(raw_, 2, "\r\n") != 0) return fail(400, "chunk data longer than its size");
-        raw_ = scanned_ = raw_ + 2;
-        phase_ = Phase::ChunkSize;
+        step = read_chunk_end(buffer);
         break;
-      case Phase::Trailer: {
-        // Trailer fields, if any, are read and dropped.
-        size_t end = std::string::npos;
-        if (buffer.size() - raw_ >= 2 && buffer.compare(raw_, 2, "\r\n") == 0) {
-          end = raw_ + 2;
-        } else {
-          const size_t found = buffer.find("\r\n\r\n", std::max(raw_, scanned_ >= 3 ? scanned_ - 3 : 0));
-          // The same limit however the trailer arrives (found by fuzz_http).
-          if (found != std::string::npos && found - raw_ > limits_.max_header_bytes) {
-            return fail(431, "chunked trailer too large");
-          }
-          if (found != std::string::npos) end = found + 4;
-        }
-        if (end == std::string::npos) {
-          scanned_ = buffer.size();
-          if (buffer.size() - raw_ >= limits_.max_header_bytes + 4)
-            return fail(431, "chunked trailer too large");
-          compact();
-          return p_.status;
-        }
-        raw_ = end;
-        compact();
-        return complete(buffer, raw_);
-      }
+      case Phase::Trailer:
+        step = read_trailer(buffer);
+        break;
       default:
         return p_.status;
     }
+    if (step) return *step;
   }
+}
+
+void HttpRequestParser::compact(std::string &buffer) {
+  const size_t body_end = p_.head_bytes + decoded_;
+  if (raw_ > body_end) {
+    buffer.erase(body_end, raw_ - body_end);
+    scanned_ -= raw_ - body_end;
+    raw_ = body_end;
+  }
+}
+
+// Waits for more input: what is read so far is compacted.
+HttpRequestParser::Step HttpRequestParser::wait_for_more(std::string &buffer) {
+  compact(buffer);
+  return p_.status;
+}
+
+HttpRequestParser::Step HttpRequestParser::read_chunk_size(std::string &buffer) {
+  constexpr size_t kMaxChunkLine = 1024;
+  const size_t line_end = buffer.find("\r\n", std::max(raw_, scanned_ > 0 ? scanned_ - 1 : 0));
+  if (line_end == std::string::npos) {
+    scanned_ = buffer.size();
+    if (buffer.size() - raw_ >= kMaxChunkLine + 2) return fail(400, "malformed chunk size");
+    return wait_for_more(buffer);
+  }
+  std::string_view size_text(buffer.data() + raw_, line_end - raw_);
+  if (size_text.size() > kMaxChunkLine) return fail(400, "malformed chunk size");
+  size_text = trim_ows(size_text.substr(0, size_text.find(';')));
+  uint64_t size = 0;
+  if (!parse_hex(size_text, size)) return fail(400, "malformed chunk size");
+  raw_ = scanned_ = line_end + 2;
+  if (size == 0) {
+    phase_ = Phase::Trailer;
+    return std::nullopt;
+  }
+  if (decoded_ + size > limits_.max_body_bytes) {
+    return fail(413,
+                "request body exceeds the limit of " + std::to_string(limits_.max_body_bytes) + " bytes");
+  }
+  chunk_left_ = size;
+  phase_ = Phase::ChunkData;
+  return std::nullopt;
+}
+
+HttpRequestParser::Step HttpRequestParser::read_chunk_data(std::string &buffer) {
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_left_, buffer.size() - raw_));
+  const size_t body_end = p_.head_bytes + decoded_;
+  if (raw_ != body_end) std::memmove(&buffer[body_end], buffer.data() + raw_, n);
+  decoded_ += n;
+  raw_ += n;
+  chunk_left_ -= n;
+  if (chunk_left_ > 0) {
+    scanned_ = raw_;
+    return wait_for_more(buffer);
+  }
+  phase_ = Phase::ChunkEnd;
+  return std::nullopt;
+}
+
+HttpRequestParser::Step HttpRequestParser::read_chunk_end(std::string &buffer) {
+  if (buffer.size() - raw_ < 2) {
+    scanned_ = raw_;
+    return wait_for_more(buffer);
+  }
+  if (buffer.compare(raw_, 2, "\r\n") != 0) return fail(400, "chunk data longer than its size");
+  raw_ = scanned_ = raw_ + 2;
+  phase_ = Phase::ChunkSize;
+  return std::nullopt;
+}
+
+// Trailer fields, if any, are read and dropped.
+HttpRequestParser::Step HttpRequestParser::read_trailer(std::string &buffer) {
+  size_t end = std::string::npos;
+  if (buffer.size() - raw_ >= 2 && buffer.compare(raw_, 2, "\r\n") == 0) {
+    end = raw_ + 2;
+  } else {
+    const size_t found = buffer.find("\r\n\r\n", std::max(raw_, scanned_ >= 3 ? scanned_ - 3 : 0));
+    // The same limit however the trailer arrives (found by fuzz_http).
+    if (found != std::string::npos && found - raw_ > limits_.max_header_bytes) {
+      return fail(431, "chunked trailer too large");
+    }
+    if (found != std::string::npos) end = found + 4;
+  }
+  if (end == std::string::npos) {
+    scanned_ = buffer.size();
+    if (buffer.size() - raw_ >= limits_.max_header_bytes + 4) return fail(431, "chunked trailer too large");
+    return wait_for_more(buffer);
+  }
+  raw_ = end;
+  compact(buffer);
+  return complete(buffer, raw_);
 }
 
 HttpParse parse_http_request(std::string &buffer, const HttpLimits &limits) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -105,7 +106,24 @@ class HttpRequestParser {
   };
   HttpParse::Status fail(int status, std::string message);
   HttpParse::Status parse_head(std::string_view in, size_t header_end);
+  HttpParse::Status parse_request_line(std::string_view in, std::string_view line);
+  HttpParse::Status parse_header_field(std::string_view in, std::string_view field, bool http10,
+                                       bool &content_type_seen);
+  void read_connection_tokens(std::string_view value, bool http10);
+  // Where `part` of `in` starts, and its size.
+  static Span span_in(std::string_view in, std::string_view part) {
+    return Span{static_cast<size_t>(part.data() - in.data()), part.size()};
+  }
   HttpParse::Status parse_chunked(std::string &buffer);
+  // One step of reading a chunked body: nothing to go on to the next
+  // phase, or the status to return (waiting for more input, or done).
+  using Step = std::optional<HttpParse::Status>;
+  Step read_chunk_size(std::string &buffer);
+  Step read_chunk_data(std::string &buffer);
+  Step read_chunk_end(std::string &buffer);
+  Step read_trailer(std::string &buffer);
+  Step wait_for_more(std::string &buffer);
+  void compact(std::string &buffer);
   HttpParse::Status complete(std::string &buffer, size_t consumed);
 
   HttpLimits limits_;
