@@ -11,6 +11,8 @@ packages=(
   openssl curl jq python3 python3-jsonpatch python3-prometheus-client python3-yaml ca-certificates iproute2
   # fuzzing (libFuzzer with ASan and UBSan)
   clang libclang-rt-14-dev
+  # lint (scripts/lint.sh)
+  clang-format clang-tidy
 )
 missing=()
 for p in "${packages[@]}"; do
