@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   g++ meson ninja-build pkg-config
-  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev catch2
+  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev catch2
   # run and test
   openssl curl jq python3 python3-jsonpatch python3-prometheus-client python3-yaml ca-certificates iproute2
   # fuzzing (libFuzzer with ASan and UBSan)

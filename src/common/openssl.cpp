@@ -43,10 +43,10 @@ PrivateKeyPtr read_pem_private_key(std::string_view pem) {
   return PrivateKeyPtr(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
 }
 
-std::string take_openssl_error() {
+std::string take_openssl_error(const char *if_none) {
   const unsigned long e = ERR_get_error();
   ERR_clear_error();
-  if (e == 0) return "unknown error";
+  if (e == 0) return if_none;
   char buf[256];
   ERR_error_string_n(e, buf, sizeof buf);
   return buf;

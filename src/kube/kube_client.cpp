@@ -3,6 +3,7 @@
 #include "hci_admission/common/base64.hpp"
 #include "hci_admission/common/files.hpp"
 #include "hci_admission/common/openssl.hpp"
+#include "hci_admission/kube/kubeconfig.hpp"
 #include "hci_admission/obs/logging.hpp"
 #include "hci_admission/obs/metrics.hpp"
 
@@ -14,160 +15,10 @@
 #include <cstdlib>
 #include <future>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 
 namespace hci_admission {
 namespace {
-
-// --- the YAML subset of kubeconfig files
-
-struct YamlLine {
-  size_t indent;
-  std::string text;
-  size_t number;
-};
-
-std::string strip_comment(const std::string &line) {
-  char quote = 0;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quote) {
-      if (c == quote) quote = 0;
-    } else if (c == '\'' || c == '"') {
-      quote = c;
-    } else if (c == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
-      return line.substr(0, i);
-    }
-  }
-  return line;
-}
-
-[[noreturn]] void yaml_error(size_t line, const std::string &what) {
-  throw std::runtime_error("line " + std::to_string(line) + ": " + what);
-}
-
-Json yaml_scalar(std::string v, size_t line) {
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t' || v.back() == '\r')) v.pop_back();
-  if (v.empty() || v == "~" || v == "null") return nullptr;
-  if (v == "{}") return Json::object();
-  if (v == "[]") return Json::array();
-  if (v.front() == '"') {
-    Json s = Json::parse(v, nullptr, false);  // YAML double quotes escape as JSON does
-    if (s.is_discarded() || !s.is_string()) yaml_error(line, "unreadable double-quoted string");
-    return s;
-  }
-  if (v.front() == '\'') {
-    if (v.size() < 2 || v.back() != '\'') yaml_error(line, "unterminated single-quoted string");
-    std::string out;
-    for (size_t i = 1; i + 1 < v.size(); ++i) {
-      out += v[i];
-      if (v[i] == '\'' && v[i + 1] == '\'') ++i;
-    }
-    return out;
-  }
-  if (v.front() == '{' || v.front() == '[' || v.front() == '|' || v.front() == '>' || v.front() == '&' ||
-      v.front() == '*') {
-    yaml_error(line, "YAML construct not supported in a kubeconfig: " + v);
-  }
-  return v;
-}
-
-// Splits "key: value" (or "key:"); false when the text is not a mapping entry.
-bool split_key(const std::string &text, std::string &key, std::string &value) {
-  size_t start = 0;
-  size_t colon;
-  if (!text.empty() && (text[0] == '"' || text[0] == '\'')) {
-    const size_t close = text.find(text[0], 1);
-    if (close == std::string::npos) return false;
-    colon = close + 1;
-    if (colon >= text.size() || text[colon] != ':') return false;
-    key = text.substr(1, close - 1);
-    start = colon;
-  } else {
-    colon = text.find(':');
-    while (colon != std::string::npos && colon + 1 < text.size() && text[colon + 1] != ' ') {
-      colon = text.find(':', colon + 1);
-    }
-    if (colon == std::string::npos) return false;
-    key = text.substr(0, colon);
-    while (!key.empty() && key.back() == ' ') key.pop_back();
-  }
-  (void)start;
-  value = colon + 1 < text.size() ? text.substr(colon + 1) : "";
-  while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-  return true;
-}
-
-class YamlReader {
- public:
-  explicit YamlReader(std::vector<YamlLine> lines) : lines_(std::move(lines)) {}
-
-  Json document() {
-    if (lines_.empty()) return Json::object();
-    Json out = block(lines_[0].indent);
-    if (pos_ < lines_.size()) yaml_error(lines_[pos_].number, "unexpected indentation");
-    return out;
-  }
-
- private:
-  static bool is_item(const std::string &t) { return t == "-" || t.rfind("- ", 0) == 0; }
-
-  Json block(size_t indent) { return is_item(lines_[pos_].text) ? sequence(indent) : mapping(indent); }
-
-  Json mapping(size_t indent) {
-    Json out = Json::object();
-    while (pos_ < lines_.size() && lines_[pos_].indent == indent && !is_item(lines_[pos_].text)) {
-      const YamlLine &l = lines_[pos_];
-      std::string key, value;
-      if (!split_key(l.text, key, value)) yaml_error(l.number, "expected \"key: value\"");
-      ++pos_;
-      if (!value.empty()) {
-        out[key] = yaml_scalar(value, l.number);
-      } else if (pos_ < lines_.size() && lines_[pos_].indent > indent) {
-        out[key] = block(lines_[pos_].indent);
-      } else if (pos_ < lines_.size() && lines_[pos_].indent == indent && is_item(lines_[pos_].text)) {
-        out[key] = sequence(indent);  // kubectl writes lists at the key's indentation
-      } else {
-        out[key] = nullptr;
-      }
-    }
-    if (pos_ < lines_.size() && lines_[pos_].indent > indent)
-      yaml_error(lines_[pos_].number, "unexpected indentation");
-    return out;
-  }
-
-  Json sequence(size_t indent) {
-    Json out = Json::array();
-    while (pos_ < lines_.size() && lines_[pos_].indent == indent && is_item(lines_[pos_].text)) {
-      YamlLine &l = lines_[pos_];
-      std::string rest = l.text.size() > 1 ? l.text.substr(2) : "";
-      size_t offset = 2;
-      while (!rest.empty() && rest.front() == ' ') {
-        rest.erase(0, 1);
-        ++offset;
-      }
-      std::string key, value;
-      if (rest.empty()) {
-        ++pos_;
-        out.push_back(pos_ < lines_.size() && lines_[pos_].indent > indent ? block(lines_[pos_].indent)
-                                                                           : Json());
-      } else if (rest.front() != '"' && rest.front() != '\'' && split_key(rest, key, value)) {
-        // "- key: value": a mapping whose first line starts after the dash.
-        l.indent = indent + offset;
-        l.text = rest;
-        out.push_back(mapping(l.indent));
-      } else {
-        ++pos_;
-        out.push_back(yaml_scalar(rest, l.number));
-      }
-    }
-    return out;
-  }
-
-  std::vector<YamlLine> lines_;
-  size_t pos_ = 0;
-};
 
 // --- helpers for credentials
 
@@ -298,39 +149,11 @@ std::string ApiReply::failure() const {
   return "HTTP " + std::to_string(status) + ": " + status_message(body);
 }
 
-Json parse_kubeconfig_yaml(const std::string &text) {
-  size_t first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && text[first] == '{') {
-    Json doc = Json::parse(text, nullptr, false);
-    if (doc.is_discarded()) throw std::runtime_error("not valid JSON");
-    return doc;
-  }
-  std::vector<YamlLine> lines;
-  std::istringstream in(text);
-  std::string raw;
-  size_t number = 0;
-  while (std::getline(in, raw)) {
-    ++number;
-    if (!raw.empty() && raw.back() == '\r') raw.pop_back();
-    if (raw.find('\t') != std::string::npos && raw.find_first_not_of(" \t") > raw.find('\t')) {
-      yaml_error(number, "tab in indentation");
-    }
-    std::string line = strip_comment(raw);
-    const size_t indent = line.find_first_not_of(' ');
-    if (indent == std::string::npos) continue;
-    std::string body = line.substr(indent);
-    while (!body.empty() && (body.back() == ' ' || body.back() == '\t')) body.pop_back();
-    if (body == "---" || body.rfind('%', 0) == 0) continue;
-    lines.push_back({indent, body, number});
-  }
-  return YamlReader(std::move(lines)).document();
-}
-
 KubeCredentials KubeCredentials::from_kubeconfig(const std::string &path, const std::string &context) {
   const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
   Json doc;
   try {
-    doc = parse_kubeconfig_yaml(read_file(path, "kubeconfig"));
+    doc = parse_kubeconfig(read_file(path, "kubeconfig"));
   } catch (const std::runtime_error &e) {
     throw std::runtime_error("kubeconfig " + path + ": " + e.what());
   }

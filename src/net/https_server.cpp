@@ -47,7 +47,7 @@ struct Connection {
   enum class State { Handshake, Open, Offloaded, Lingering };
   int fd = -1;
   uint64_t id = 0;
-  SSL *ssl = nullptr;
+  SslPtr ssl;
   State state = State::Handshake;
   uint32_t interest = 0;  // epoll events registered
   bool registered = false;
@@ -328,7 +328,7 @@ class HttpsServer::Loop {
                                             : "idle")
         .debug();
     server_.evicted_->inc();
-    if (victim->state == Connection::State::Open) SSL_shutdown(victim->ssl);
+    if (victim->state == Connection::State::Open) SSL_shutdown(victim->ssl.get());
     drop(*victim);
     return true;
   }
@@ -336,20 +336,19 @@ class HttpsServer::Loop {
   void open(int fd, Clock::time_point now, std::string client) {
     int yes = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-    SSL *ssl = SSL_new(server_.ssl_ctx_);
-    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
-      if (ssl) SSL_free(ssl);
+    SslPtr ssl(SSL_new(server_.ssl_ctx_.get()));
+    if (!ssl || SSL_set_fd(ssl.get(), fd) != 1) {
       server_.release_client(client);
       close(fd);
       --load_;
       --server_.connections_;
       return;
     }
-    SSL_set_accept_state(ssl);
+    SSL_set_accept_state(ssl.get());
     auto c = std::make_unique<Connection>();
     c->fd = fd;
     c->id = next_id_++;
-    c->ssl = ssl;
+    c->ssl = std::move(ssl);
     c->accepted = c->last_activity = now;
     c->client = std::move(client);
     c->parser = HttpRequestParser(server_.config_.limits);
@@ -443,16 +442,16 @@ class HttpsServer::Loop {
       }
     }
     ERR_clear_error();
-    const int r = SSL_do_handshake(c.ssl);
+    const int r = SSL_do_handshake(c.ssl.get());
     if (r == 1) {
-      c.client_names = verified_client_names(c.ssl);
+      c.client_names = verified_client_names(c.ssl.get());
       c.state = Connection::State::Open;
       c.last_activity = now;
       set_interest(c, EPOLLIN);
       read_input(c, now);  // data may have come with the handshake
       return;
     }
-    switch (SSL_get_error(c.ssl, r)) {
+    switch (SSL_get_error(c.ssl.get(), r)) {
       case SSL_ERROR_WANT_READ:
         set_interest(c, EPOLLIN);
         return;
@@ -466,14 +465,8 @@ class HttpsServer::Loop {
     }
   }
 
-  static std::string ssl_error() {
-    const unsigned long e = ERR_get_error();
-    ERR_clear_error();
-    if (e == 0) return std::strerror(errno);
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    return buf;
-  }
+  // Without an OpenSSL error, the system's (a reset connection).
+  static std::string ssl_error() { return take_openssl_error(std::strerror(errno)); }
 
   enum class ReadEnd { Drained, Full, Closed };
 
@@ -484,7 +477,7 @@ class HttpsServer::Loop {
       const size_t room = c.reserved > c.in.size() ? c.reserved - c.in.size() : 0;
       if (room == 0) return ReadEnd::Full;
       ERR_clear_error();
-      const int n = SSL_read(c.ssl, buf, static_cast<int>(std::min(room, sizeof buf)));
+      const int n = SSL_read(c.ssl.get(), buf, static_cast<int>(std::min(room, sizeof buf)));
       if (n > 0) {
         if (c.in.empty()) c.request_started = now;
         // Capacity grows as a string's does, but never past the reservation.
@@ -495,10 +488,10 @@ class HttpsServer::Loop {
         // With read-ahead OpenSSL may hold bytes it has read but not yet
         // decrypted; epoll cannot see those, so read on until it holds
         // none. Stopping then saves a read that would only say EAGAIN.
-        if (!SSL_has_pending(c.ssl)) return ReadEnd::Drained;
+        if (!SSL_has_pending(c.ssl.get())) return ReadEnd::Drained;
         continue;
       }
-      const int err = SSL_get_error(c.ssl, n);
+      const int err = SSL_get_error(c.ssl.get(), n);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return ReadEnd::Drained;
       // Closed by the peer (close_notify or EOF) or broken.
       drop(c);
@@ -651,7 +644,7 @@ class HttpsServer::Loop {
     // TLS adds to every record, so fewer bytes in the socket than the body
     // still needs cannot be enough; a chunked body could end at any byte.
     const size_t needed = p.has_length ? wanted_size(c) - c.in.size() : 1;
-    if (!SSL_has_pending(c.ssl) && static_cast<size_t>(in_socket) < needed) {
+    if (!SSL_has_pending(c.ssl.get()) && static_cast<size_t>(in_socket) < needed) {
       drop(c);
       return;
     }
@@ -747,13 +740,14 @@ class HttpsServer::Loop {
   bool flush(Connection &c, Clock::time_point now) {
     while (c.out_sent < c.out.size()) {
       ERR_clear_error();
-      const int n = SSL_write(c.ssl, c.out.data() + c.out_sent, static_cast<int>(c.out.size() - c.out_sent));
+      const int n =
+          SSL_write(c.ssl.get(), c.out.data() + c.out_sent, static_cast<int>(c.out.size() - c.out_sent));
       if (n > 0) {
         c.out_sent += static_cast<size_t>(n);
         c.last_activity = now;
         continue;
       }
-      const int err = SSL_get_error(c.ssl, n);
+      const int err = SSL_get_error(c.ssl.get(), n);
       if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
         set_interest(c, EPOLLIN | EPOLLOUT);
         return true;
@@ -776,7 +770,7 @@ class HttpsServer::Loop {
   }
 
   void start_linger(Connection &c, Clock::time_point now) {
-    SSL_shutdown(c.ssl);  // close_notify: the answer is complete
+    SSL_shutdown(c.ssl.get());  // close_notify: the answer is complete
     shutdown(c.fd, SHUT_WR);
     c.state = Connection::State::Lingering;
     c.linger_until = now + kLingerTime;
@@ -805,7 +799,7 @@ class HttpsServer::Loop {
     if (c.answer_taken > 0) server_.budget_->give_back(c.answer_taken, false);
     if (c.taken > 0 || c.answer_taken > 0) server_.budget_returned();
     epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-    SSL_free(c.ssl);
+    c.ssl.reset();
     close(fd);
     --load_;
     --server_.connections_;
@@ -844,7 +838,7 @@ class HttpsServer::Loop {
       drop(*c);
     }
     for (Connection *c : idle) {
-      SSL_shutdown(c->ssl);
+      SSL_shutdown(c->ssl.get());
       drop(*c);
     }
   }
@@ -880,7 +874,7 @@ class HttpsServer::Loop {
       // A handshake started before the stop is finished and answered.
     }
     for (Connection *c : idle) {
-      if (c->state == Connection::State::Open) SSL_shutdown(c->ssl);
+      if (c->state == Connection::State::Open) SSL_shutdown(c->ssl.get());
       drop(*c);
     }
   }
@@ -908,16 +902,16 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
       handler_(std::move(handler)),
       blocking_(std::move(blocking)) {
   std::signal(SIGPIPE, SIG_IGN);
-  ssl_ctx_ = SSL_CTX_new(TLS_server_method());
-  if (ssl_ctx_ == nullptr || !tls_->configure(*ssl_ctx_)) throw std::runtime_error("cannot set up TLS");
+  ssl_ctx_.reset(SSL_CTX_new(TLS_server_method()));
+  if (!ssl_ctx_ || !tls_->configure(*ssl_ctx_)) throw std::runtime_error("cannot set up TLS");
   // Non-blocking writes may be partial and resumed from a moved buffer;
   // idle connections give their TLS buffers back.
-  SSL_CTX_set_mode(ssl_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                 SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(ssl_ctx_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                       SSL_MODE_RELEASE_BUFFERS);
   // Without read-ahead OpenSSL reads a record's 5-byte header and then its
   // body: two reads for every request (strace). With it, one read takes
   // whatever the socket holds.
-  SSL_CTX_set_read_ahead(ssl_ctx_, 1);
+  SSL_CTX_set_read_ahead(ssl_ctx_.get(), 1);
   if (config_.threads == 0) config_.threads = usable_cpus();
   if (config_.max_connections_per_client == 0)
     config_.max_connections_per_client = std::max<size_t>(1, config_.max_connections / 2);
@@ -969,7 +963,6 @@ HttpsServer::~HttpsServer() {
   if (workers_) workers_->shutdown();
   loops_.clear();
   if (listen_fd_ >= 0) close(listen_fd_);
-  SSL_CTX_free(ssl_ctx_);
 }
 
 size_t HttpsServer::request_allowance() const {

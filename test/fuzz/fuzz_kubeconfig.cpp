@@ -1,11 +1,12 @@
-// libFuzzer target: the kubeconfig YAML reader and base64 decoding.
+// libFuzzer target: the kubeconfig reader (yaml-cpp, then the conversion
+// to Json with its value budget) and base64 decoding.
 #include <cstdint>
 #include "hci_admission/common/base64.hpp"
-#include "hci_admission/kube/kube_client.hpp"
+#include "hci_admission/kube/kubeconfig.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   try {
-    parse_kubeconfig_yaml(std::string(reinterpret_cast<const char *>(d), n));
+    parse_kubeconfig(std::string(reinterpret_cast<const char *>(d), n));
   } catch (const std::exception &) {
   }
   try {

@@ -5,6 +5,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <chrono>
@@ -22,6 +23,8 @@ struct OpensslFree {
 using X509Ptr = std::unique_ptr<X509, OpensslFree<X509, X509_free>>;
 using PrivateKeyPtr = std::unique_ptr<EVP_PKEY, OpensslFree<EVP_PKEY, EVP_PKEY_free>>;
 using BioPtr = std::unique_ptr<BIO, OpensslFree<BIO, BIO_free_all>>;
+using SslCtxPtr = std::unique_ptr<SSL_CTX, OpensslFree<SSL_CTX, SSL_CTX_free>>;
+using SslPtr = std::unique_ptr<SSL, OpensslFree<SSL, SSL_free>>;
 using X509StorePtr = std::unique_ptr<X509_STORE, OpensslFree<X509_STORE, X509_STORE_free>>;
 void free_x509_stack(STACK_OF(X509) * stack);
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), OpensslFree<STACK_OF(X509), free_x509_stack>>;
@@ -42,8 +45,8 @@ std::vector<X509Ptr> read_pem_certificates(std::string_view pem);
 PrivateKeyPtr read_pem_private_key(std::string_view pem);
 
 // The oldest error on this thread's OpenSSL error queue, which is then
-// cleared; "unknown error" when it is empty.
-std::string take_openssl_error();
+// cleared; `if_none` when it is empty.
+std::string take_openssl_error(const char *if_none = "unknown error");
 
 // The epoch when `t` does not read.
 std::chrono::system_clock::time_point to_time_point(const ASN1_TIME *t);

@@ -42,11 +42,6 @@ struct KubeCredentials {
 void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
                      std::vector<Json> &items, const std::function<void(const std::string &)> &on_continue);
 
-// The subset of YAML kubeconfig files use (block mappings and sequences,
-// plain and quoted scalars, {} and []), or JSON; throws std::runtime_error
-// with the line of a construct it does not read.
-Json parse_kubeconfig_yaml(const std::string &text);
-
 // One API answer: the HTTP status and the body as sent.
 struct ApiReply {
   int status = 0;

@@ -206,7 +206,7 @@ class HttpsServer {
   std::shared_ptr<TlsContext> tls_;
   Handler handler_;
   Blocking blocking_;
-  SSL_CTX *ssl_ctx_ = nullptr;
+  SslCtxPtr ssl_ctx_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> listening_{false};
