@@ -39,11 +39,7 @@ std::vector<Command> builtin_commands() {
 
 std::string commands_usage() {
   std::string s = "\nCommands (hci-admission COMMAND --help):\n";
-  for (const auto &c : builtin_commands()) {
-    std::string left = "  " + c.name;
-    left.resize(std::max(left.size() + 1, kFlagHelpIndent), ' ');
-    s += left + c.summary + "\n";
-  }
+  for (const auto &c : builtin_commands()) s += format_help_line("  " + c.name, c.summary);
   return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include "hci_admission/certs/self_managed_certs.hpp"
 #include "hci_admission/common/base64.hpp"
+#include "hci_admission/common/text.hpp"
 #include "hci_admission/json/json_write.hpp"
 #include "hci_admission/obs/logging.hpp"
 
@@ -30,8 +31,8 @@ std::string annotation(const Json &metadata, const char *key) {
 }
 
 long long parse_generation(const std::string &text) {
-  if (text.empty() || text.size() > 18 || !std::all_of(text.begin(), text.end(), ::isdigit)) return 0;
-  return std::stoll(text);
+  uint64_t n = 0;
+  return parse_decimal(text, n) ? static_cast<long long>(n) : 0;
 }
 
 Clock::time_point parse_utc(const std::string &text) {
@@ -272,6 +273,7 @@ SecretPlan plan_secret(const SelfManagedCertsConfig &config, const SecretState &
   }
   plan.secret = secret_object(config, secret, k, bundle_pem, plan.generation, now);
   plan.notes = std::move(k.notes);
+  if (k.serving) plan.serving = k.serving->facts;
   return plan;
 }
 

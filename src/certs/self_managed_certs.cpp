@@ -83,7 +83,11 @@ void SelfManagedCertificates::reconcile(std::chrono::system_clock::time_point no
     // 2. Plan, 3. apply: the Secret first; a conflict means another replica
     // wrote first: start over from what it wrote.
     const SecretPlan plan = plan_secret(config_, secret, configs, now);
-    if (plan.secret && !write_secret(secret, plan, secret)) continue;
+    if (plan.secret) {
+      std::optional<SecretState> written = write_secret(secret, plan);
+      if (!written) continue;
+      secret = std::move(*written);
+    }
     // The trust bundle into each webhook configuration, then the files.
     patch_webhook_configs(configs, secret);
     write_files(secret);
@@ -119,34 +123,31 @@ std::vector<std::optional<Json>> SelfManagedCertificates::read_webhook_configs()
   return configs;
 }
 
-bool SelfManagedCertificates::write_secret(const SecretState &read, const SecretPlan &plan,
-                                           SecretState &written) {
+std::optional<SecretState> SelfManagedCertificates::write_secret(const SecretState &read,
+                                                                 const SecretPlan &plan) {
   const std::string secret_what = "Secret " + config_.secret_namespace + "/" + config_.secret_name;
   const std::string body = plan.secret->dump();
   const ApiReply put =
       read.exists ? api_.request("PUT", secret_path(), body, "application/json", deadline())
                   : api_.request("POST", "/api/v1/namespaces/" + config_.secret_namespace + "/secrets", body,
                                  "application/json", deadline());
-  if (put.status == 409) return false;
+  if (put.status == 409) return std::nullopt;
   if (put.status != 200 && put.status != 201) {
     throw ClusterReadError((read.exists ? "update " : "create ") + secret_what + ": " + put.failure());
   }
   for (const auto &n : plan.notes) log(n.c_str()).field("generation", plan.generation).info();
-  try {
-    written = decode_secret(put.body);
-  } catch (const std::invalid_argument &e) {
-    throw ClusterReadError("write " + secret_what + ": " + e.what());
-  }
-  const auto serving = written.data.find(secret_keys::kServingCert);
-  if (serving != written.data.end()) {
-    const CertificateFacts facts = inspect_certificate(serving->second);
+  if (plan.serving) {
     log("serving certificate in the Secret")
-        .field("names", facts.dns_names.empty() ? "" : facts.dns_names.front())
-        .field("not_after", format_utc(facts.not_after))
+        .field("names", plan.serving->dns_names.empty() ? "" : plan.serving->dns_names.front())
+        .field("not_after", format_utc(plan.serving->not_after))
         .info();
   }
   ++renewals_;
-  return true;
+  try {
+    return decode_secret(put.body);
+  } catch (const std::invalid_argument &e) {
+    throw ClusterReadError("write " + secret_what + ": " + e.what());
+  }
 }
 
 void SelfManagedCertificates::patch_webhook_configs(const std::vector<std::optional<Json>> &configs,

@@ -1,5 +1,7 @@
 #include "hci_admission/common/flags.hpp"
 
+#include "hci_admission/common/text.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -8,7 +10,10 @@
 namespace hci_admission {
 
 std::string format_flag_help(const std::string &flag, const std::string &arg, const std::string &help) {
-  std::string left = "  --" + flag + (arg.empty() ? "" : " " + arg);
+  return format_help_line("  --" + flag + (arg.empty() ? "" : " " + arg), help);
+}
+
+std::string format_help_line(std::string left, const std::string &help) {
   if (left.size() < kFlagHelpIndent) {
     left.resize(kFlagHelpIndent, ' ');
   } else {
@@ -26,7 +31,8 @@ const Flag *FlagSet::find(const std::string &name) const {
 
 void FlagSet::parse(const std::vector<std::string> &args, const std::string &help_hint) const {
   for (size_t i = 0; i < args.size(); ++i) {
-    const std::string &arg = args[i];
+    // -h is --help wherever there is a --help.
+    const std::string &arg = args[i] == "-h" && find("help") != nullptr ? "--help" : args[i];
     if (arg.rfind("--", 0) != 0 || arg.size() == 2) {
       throw UsageError("unexpected argument \"" + arg + "\" (" + help_hint + ")");
     }
@@ -95,9 +101,8 @@ unsigned long long parse_unsigned_flag(const std::string &flag, const std::strin
   if (text.empty() || !std::all_of(text.begin(), text.end(), ::isdigit)) {
     throw UsageError("--" + flag + " wants a whole number, got \"" + text + "\"");
   }
-  errno = 0;
-  const unsigned long long v = std::strtoull(text.c_str(), nullptr, 10);
-  if (errno == ERANGE || v > max) {
+  uint64_t v = 0;
+  if (!parse_decimal(text, v) || v > max) {
     throw UsageError("--" + flag + " must be at most " + std::to_string(max) + ", got " + text);
   }
   return v;

@@ -13,6 +13,16 @@ std::string trim(std::string s) {
   return s;
 }
 
+bool parse_decimal(std::string_view text, uint64_t &out) {
+  if (text.empty() || text.size() > 18) return false;
+  out = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return true;
+}
+
 std::vector<std::string> split_list(const std::string &text) {
   std::vector<std::string> out;
   std::stringstream s(text);

@@ -2,6 +2,7 @@
 // leniency has been used for request smuggling.
 #include "hci_admission/net/https_server.hpp"
 
+#include "hci_admission/common/text.hpp"
 #include "hci_admission/json/json_write.hpp"
 
 #include <algorithm>
@@ -60,7 +61,6 @@ std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
-// Whole decimal number without sign; false when not one or too large.
 // A chunk size: 1 to 15 hex digits.
 bool parse_hex(std::string_view text, uint64_t &out) {
   if (text.empty() || text.size() > 15) return false;
@@ -72,16 +72,6 @@ bool parse_hex(std::string_view text, uint64_t &out) {
                                            : -1;
     if (d < 0) return false;
     out = out * 16 + static_cast<uint64_t>(d);
-  }
-  return true;
-}
-
-bool parse_decimal(std::string_view s, uint64_t &out) {
-  if (s.empty() || s.size() > 18) return false;
-  out = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    out = out * 10 + static_cast<uint64_t>(c - '0');
   }
   return true;
 }

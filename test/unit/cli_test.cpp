@@ -51,6 +51,14 @@ TEST_CASE("bad flags are refused with a message naming them", "[cli]") {
   CHECK_THAT(error_of({"--read-timeout", "10ms"}), Catch::Contains("at least 1s"));
   CHECK_THAT(error_of({"stray"}), Catch::Contains("unexpected argument"));
   CHECK_THAT(error_of({"--help=1"}), Catch::Contains("takes no value"));
+  CHECK_THAT(error_of({"--threads", "99999999999999999999"}), Catch::Contains("at most 256"));
+  CHECK_THAT(error_of({"-x"}), Catch::Contains("unexpected argument"));
+}
+
+TEST_CASE("-h is --help", "[cli]") {
+  const auto specs = webhooks::builtin_policies();
+  CHECK(parse_options({"-h"}, specs).help);
+  CHECK(parse_options({"--help"}, specs).help);
 }
 
 TEST_CASE("sizes and durations", "[cli]") {

@@ -58,9 +58,10 @@ long long bundle_generation(const Json &webhook_config);
 
 // What to write to the Secret. Nothing when all is as it should be.
 struct SecretPlan {
-  std::optional<Json> secret;      // the whole object to PUT (or POST when it does not exist yet)
-  std::vector<std::string> notes;  // what changes and why, for the log
-  long long generation = 0;        // the bundle generation the Secret will carry
+  std::optional<Json> secret;               // the whole object to PUT (or POST when it does not exist yet)
+  std::vector<std::string> notes;           // what changes and why, for the log
+  long long generation = 0;                 // the bundle generation the Secret will carry
+  std::optional<CertificateFacts> serving;  // the serving certificate it will hold
 };
 
 // The Secret's next state at `now`: a CA when there is none; a new CA

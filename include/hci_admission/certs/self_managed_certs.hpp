@@ -83,8 +83,9 @@ class SelfManagedCertificates {
   std::chrono::milliseconds tick();
   // The webhook configurations, in config order; nullopt for a missing one.
   std::vector<std::optional<Json>> read_webhook_configs();
-  // Writes the Secret; false on a conflict (another replica wrote first).
-  bool write_secret(const SecretState &read, const SecretPlan &plan, SecretState &written);
+  // Writes the Secret and returns it as stored; nothing on a conflict
+  // (another replica wrote first).
+  std::optional<SecretState> write_secret(const SecretState &read, const SecretPlan &plan);
   void patch_webhook_configs(const std::vector<std::optional<Json>> &configs, const SecretState &secret);
   void write_files(const SecretState &secret) const;
   LogLine log(const char *message) const;

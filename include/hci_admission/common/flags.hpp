@@ -54,6 +54,8 @@ constexpr size_t kFlagHelpIndent = 38;
 // "  --flag ARG" padded to the help column (or on a line of its own when
 // longer), then the help, then a newline.
 std::string format_flag_help(const std::string &flag, const std::string &arg, const std::string &help);
+// The same for any left column ("  precheck").
+std::string format_help_line(std::string left, const std::string &help);
 
 // "7MiB", "512KiB", "1048576" -> bytes. Throws std::invalid_argument.
 size_t parse_byte_size(const std::string &text);
