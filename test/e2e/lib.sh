@@ -20,12 +20,18 @@ trap cleanup EXIT
 # TAP goes to fd 7, the original stdout; everything else the scripts and
 # their commands print goes to stderr, so it cannot be taken for TAP.
 exec 7>&1 1>&2
-pass() { passed=$((passed + 1)); echo "ok $((passed + failed)) - $*" >&7; }
+# One TAP line: a description may hold newlines (a command's output), which
+# would end it early.
+tap() {
+  local line="$*"
+  line=${line//$'\n'/ }
+  printf '%s\n' "${line:0:2000}" >&7
+}
+pass() { passed=$((passed + 1)); tap "ok $((passed + failed)) - $*"; }
 fail() {
   failed=$((failed + 1))
   echo "FAIL: $*" >&2
-  echo "not ok $((passed + failed)) - ${*//$'\n'/ }" | head -c 2000 >&7
-  echo >&7
+  tap "not ok $((passed + failed)) - $*"
 }
 check() { # check DESCRIPTION COMMAND...
   local what=$1; shift
