@@ -100,13 +100,12 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
   rm.allowed = decision("allowed");
   rm.denied = decision("denied");
   rm.patched = decision("patched");
-  routes_[path] =
-      Route{spec.name, path, spec.type, std::move(policy), std::move(fields), spec.reads_cluster, rm, spec};
+  routes_[path] = Route{spec, path, std::move(policy), std::move(fields), rm};
 }
 
 bool AdmissionRouter::may_block(std::string_view path) const {
   auto it = routes_.find(std::string(path));
-  return it != routes_.end() && it->second.may_block;
+  return it != routes_.end() && it->second.spec.reads_cluster;
 }
 
 std::vector<std::string> AdmissionRouter::paths() const {
@@ -185,11 +184,11 @@ HttpReply AdmissionRouter::failed(const Route &route, int status, const std::str
   metrics().counter(kRequestsTotal, kRequestsHelp, {{"webhook", route.path}, {"code", code}}).inc();
   metrics()
       .counter(kDecisionsTotal, kDecisionsHelp,
-               {{"policy", route.name}, {"decision", "error"}, {"code", code}})
+               {{"policy", route.spec.name}, {"decision", "error"}, {"code", code}})
       .inc();
   LogLine line("admission failed");
   if (!uid.empty()) line.field("uid", uid);
-  line.field("policy", route.name)
+  line.field("policy", route.spec.name)
       .field("webhook", route.path)
       .field("decision", "error")
       .field("code", reply.status)
@@ -233,10 +232,10 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
     decision = screened ? std::move(*screened) : route.policy->review(req);
   } catch (const std::exception &e) {
     // The API server treats a 500 by the webhook's failurePolicy.
-    return failed(route, 500, "policy " + route.name + " failed: " + e.what(), req.uid);
+    return failed(route, 500, "policy " + route.spec.name + " failed: " + e.what(), req.uid);
   }
-  if (route.type == PolicyType::Validating && !decision.patch.empty()) {
-    LogLine("validating policy returned a patch; dropped").field("policy", route.name).error();
+  if (route.spec.type == PolicyType::Validating && !decision.patch.empty()) {
+    LogLine("validating policy returned a patch; dropped").field("policy", route.spec.name).error();
     decision.patch = JsonPatch();
   }
   HttpReply reply{200, "application/json", encode_review(review.api_version, req.uid, decision), ""};
@@ -247,7 +246,7 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   LogLine line("admission");
   line.field("uid", req.uid)
-      .field("policy", route.name)
+      .field("policy", route.spec.name)
       .field("webhook", route.path)
       .field("kind", req.kind.kind)
       .field("object", object_name(req))

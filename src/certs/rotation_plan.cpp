@@ -43,6 +43,12 @@ Clock::time_point parse_utc(const std::string &text) {
 
 }  // namespace
 
+const std::string &SecretState::value(const std::string &key) const {
+  static const std::string kNone;
+  const auto it = data.find(key);
+  return it == data.end() ? kNone : it->second;
+}
+
 SecretState decode_secret(const std::string &body) {
   Json doc = Json::parse(body, nullptr, false);
   if (!doc.is_object() || !doc.contains("metadata") || !doc["metadata"].is_object()) {
@@ -251,8 +257,7 @@ Json secret_object(const SelfManagedCertsConfig &config, const SecretState &secr
 
 SecretPlan plan_secret(const SelfManagedCertsConfig &config, const SecretState &secret,
                        const std::vector<std::optional<Json>> &configs, Clock::time_point now) {
-  const auto stored = secret.data.find(secret_keys::kTrustBundle);
-  const std::string stored_bundle = stored == secret.data.end() ? "" : stored->second;
+  const std::string &stored_bundle = secret.value(secret_keys::kTrustBundle);
   Keys k = read_keys(secret, stored_bundle, now);
   rotate_ca(k, config, secret, configs, now);
   renew_serving(k, config, now);

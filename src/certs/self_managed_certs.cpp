@@ -60,12 +60,12 @@ std::string SelfManagedCertificates::secret_path() const {
 
 LogLine SelfManagedCertificates::log(const char *message) const {
   LogLine l(message);
-  l.field("secret", config_.secret_namespace + "/" + config_.secret_name);
+  l.field("secret", secret_ref());
   return l;
 }
 
 void SelfManagedCertificates::reconcile(std::chrono::system_clock::time_point now) {
-  const std::string secret_what = "Secret " + config_.secret_namespace + "/" + config_.secret_name;
+  const std::string secret_what = "Secret " + secret_ref();
   for (int attempt = 0; attempt < 5; ++attempt) {
     // 1. Observe: the Secret, and each webhook configuration.
     SecretState secret;
@@ -125,7 +125,7 @@ std::vector<std::optional<Json>> SelfManagedCertificates::read_webhook_configs()
 
 std::optional<SecretState> SelfManagedCertificates::write_secret(const SecretState &read,
                                                                  const SecretPlan &plan) {
-  const std::string secret_what = "Secret " + config_.secret_namespace + "/" + config_.secret_name;
+  const std::string secret_what = "Secret " + secret_ref();
   const std::string body = plan.secret->dump();
   const ApiReply put =
       read.exists ? api_.request("PUT", secret_path(), body, "application/json", deadline())
@@ -152,8 +152,7 @@ std::optional<SecretState> SelfManagedCertificates::write_secret(const SecretSta
 
 void SelfManagedCertificates::patch_webhook_configs(const std::vector<std::optional<Json>> &configs,
                                                     const SecretState &secret) {
-  const auto bundle = secret.data.find(secret_keys::kTrustBundle);
-  const std::string bundle_pem = bundle == secret.data.end() ? "" : bundle->second;
+  const std::string &bundle_pem = secret.value(secret_keys::kTrustBundle);
   for (size_t i = 0; i < configs.size(); ++i) {
     if (!configs[i]) continue;
     const auto ops = plan_ca_bundle_patch(*configs[i], bundle_pem, secret.generation);
@@ -178,10 +177,7 @@ void SelfManagedCertificates::patch_webhook_configs(const std::vector<std::optio
 
 // The serving certificate where the server loads it from.
 void SelfManagedCertificates::write_files(const SecretState &secret) const {
-  auto value = [&](const char *key) {
-    const auto it = secret.data.find(key);
-    return it == secret.data.end() ? std::string() : it->second;
-  };
+  auto value = [&secret](const char *key) -> const std::string & { return secret.value(key); };
   const std::string dir = config_.cert_dir + "/";
   if (read_file_if_present(dir + "ca.crt").value_or("") != value(secret_keys::kTrustBundle)) {
     write_file_atomically(dir + "ca.crt", value(secret_keys::kTrustBundle), 0644);

@@ -34,13 +34,8 @@ SecretState stored(const SecretPlan &plan) {
   return decode_secret(plan.secret->dump());
 }
 
-std::string cert_of(const SecretState &s, const char *key) {
-  auto it = s.data.find(key);
-  return it == s.data.end() ? "" : it->second;
-}
-
 size_t bundle_size(const SecretState &s) {
-  return split_pem_bundle(cert_of(s, secret_keys::kTrustBundle)).size();
+  return split_pem_bundle(s.value(secret_keys::kTrustBundle)).size();
 }
 
 // A webhook configuration with two webhooks whose caBundle is `bundle_pem`
@@ -70,15 +65,15 @@ TEST_CASE("rotation: the first pass makes a CA that signs at once", "[certs][rot
   CHECK(has_note(first, "a new CA is made"));
   CHECK(has_note(first, "signs serving certificates from now on"));
   CHECK(has_note(first, "serving certificate issued"));
-  CHECK(signed_by(cert_of(s, secret_keys::kServingCert), cert_of(s, secret_keys::kSignerCert)));
-  CHECK(inspect_certificate(cert_of(s, secret_keys::kServingCert)).dns_names == config.dns_names);
-  CHECK(cert_of(s, secret_keys::kTrustBundle) == cert_of(s, secret_keys::kSignerCert));
-  CHECK(cert_of(s, secret_keys::kNextSignerCert).empty());
+  CHECK(signed_by(s.value(secret_keys::kServingCert), s.value(secret_keys::kSignerCert)));
+  CHECK(inspect_certificate(s.value(secret_keys::kServingCert)).dns_names == config.dns_names);
+  CHECK(s.value(secret_keys::kTrustBundle) == s.value(secret_keys::kSignerCert));
+  CHECK(s.value(secret_keys::kNextSignerCert).empty());
   CHECK((*first.secret)["type"] == "kubernetes.io/tls");
 
   SECTION("and a second pass at the same time changes nothing") {
     const SecretPlan again =
-        plan_secret(config, s, {webhook_config(cert_of(s, secret_keys::kTrustBundle), 1)}, kStart);
+        plan_secret(config, s, {webhook_config(s.value(secret_keys::kTrustBundle), 1)}, kStart);
     CHECK_FALSE(again.secret);
     CHECK(again.generation == 1);
   }
@@ -88,19 +83,19 @@ TEST_CASE("rotation: the serving certificate is renewed with a third of its vali
           "[certs][rotation]") {
   const auto config = test_config();
   const SecretState s = stored(plan_secret(config, SecretState{}, {}, kStart));
-  const std::string first_serving = cert_of(s, secret_keys::kServingCert);
+  const std::string first_serving = s.value(secret_keys::kServingCert);
   // Two thirds of 3 days have passed at 48 h (the certificate is backdated
   // a little): just before, nothing; just after, renewed by the same CA.
   CHECK_FALSE(plan_secret(config, s, {}, kStart + hours(47)).secret);
   const SecretPlan renewed = plan_secret(config, s, {}, kStart + hours(49));
   const SecretState r = stored(renewed);
   CHECK(has_note(renewed, "serving certificate renewed"));
-  CHECK(cert_of(r, secret_keys::kServingCert) != first_serving);
-  CHECK(cert_of(r, secret_keys::kSignerCert) == cert_of(s, secret_keys::kSignerCert));
-  CHECK(signed_by(cert_of(r, secret_keys::kServingCert), cert_of(s, secret_keys::kSignerCert)));
+  CHECK(r.value(secret_keys::kServingCert) != first_serving);
+  CHECK(r.value(secret_keys::kSignerCert) == s.value(secret_keys::kSignerCert));
+  CHECK(signed_by(r.value(secret_keys::kServingCert), s.value(secret_keys::kSignerCert)));
   // The trust bundle did not change, so neither does its generation.
   CHECK(renewed.generation == 1);
-  CHECK(cert_of(r, secret_keys::kTrustBundle) == cert_of(s, secret_keys::kTrustBundle));
+  CHECK(r.value(secret_keys::kTrustBundle) == s.value(secret_keys::kTrustBundle));
 }
 
 TEST_CASE("rotation: new names get a new serving certificate", "[certs][rotation]") {
@@ -108,13 +103,13 @@ TEST_CASE("rotation: new names get a new serving certificate", "[certs][rotation
   const SecretState s = stored(plan_secret(config, SecretState{}, {}, kStart));
   config.dns_names = {"hci-admission.other.svc"};
   const SecretState r = stored(plan_secret(config, s, {}, kStart + minutes(1)));
-  CHECK(inspect_certificate(cert_of(r, secret_keys::kServingCert)).dns_names == config.dns_names);
+  CHECK(inspect_certificate(r.value(secret_keys::kServingCert)).dns_names == config.dns_names);
 }
 
 TEST_CASE("rotation: a new CA joins the bundle, waits to be trusted, then signs", "[certs][rotation]") {
   const auto config = test_config();
   const SecretState s = stored(plan_secret(config, SecretState{}, {}, kStart));
-  const std::string old_ca = cert_of(s, secret_keys::kSignerCert);
+  const std::string old_ca = s.value(secret_keys::kSignerCert);
 
   // 21 days in, less than a third of the CA's 30 days is left.
   const auto t1 = kStart + hours(24 * 21);
@@ -123,11 +118,11 @@ TEST_CASE("rotation: a new CA joins the bundle, waits to be trusted, then signs"
   CHECK(has_note(joined, "a new CA joins the trust bundle"));
   CHECK(joined.generation == 2);
   CHECK(bundle_size(j) == 2);
-  const std::string new_ca = cert_of(j, secret_keys::kNextSignerCert);
+  const std::string new_ca = j.value(secret_keys::kNextSignerCert);
   REQUIRE_FALSE(new_ca.empty());
-  CHECK(cert_of(j, secret_keys::kSignerCert) == old_ca);  // the old CA still signs
+  CHECK(j.value(secret_keys::kSignerCert) == old_ca);  // the old CA still signs
   CHECK(j.metadata["annotations"][kTrustUpdatedAt] == format_utc(t1));
-  const std::string bundle = cert_of(j, secret_keys::kTrustBundle);
+  const std::string bundle = j.value(secret_keys::kTrustBundle);
 
   SECTION("a webhook configuration that does not carry the new CA holds the switch back") {
     const auto later = t1 + hours(1);
@@ -146,9 +141,9 @@ TEST_CASE("rotation: a new CA joins the bundle, waits to be trusted, then signs"
     const SecretState w = stored(switched);
     CHECK(has_note(switched, "the new CA signs serving certificates from now on"));
     CHECK(has_note(switched, "serving certificate renewed"));
-    CHECK(cert_of(w, secret_keys::kSignerCert) == new_ca);
-    CHECK(cert_of(w, secret_keys::kNextSignerCert).empty());
-    CHECK(signed_by(cert_of(w, secret_keys::kServingCert), new_ca));
+    CHECK(w.value(secret_keys::kSignerCert) == new_ca);
+    CHECK(w.value(secret_keys::kNextSignerCert).empty());
+    CHECK(signed_by(w.value(secret_keys::kServingCert), new_ca));
     // The old CA stays trusted until it expires: certificates it signed are
     // still being served by replicas that have not reloaded yet.
     CHECK(bundle_size(w) == 2);
@@ -160,7 +155,7 @@ TEST_CASE("rotation: a new CA joins the bundle, waits to be trusted, then signs"
       const SecretState c = stored(cleaned);
       CHECK(has_note(cleaned, "expired CA left out of the trust bundle"));
       CHECK(bundle_size(c) == 1);
-      CHECK(cert_of(c, secret_keys::kTrustBundle) == new_ca);
+      CHECK(c.value(secret_keys::kTrustBundle) == new_ca);
       CHECK(cleaned.generation == 3);
     }
   }
@@ -169,7 +164,7 @@ TEST_CASE("rotation: a new CA joins the bundle, waits to be trusted, then signs"
 TEST_CASE("rotation: racing replicas never go back a generation", "[certs][rotation]") {
   const auto config = test_config();
   const SecretState s = stored(plan_secret(config, SecretState{}, {}, kStart));
-  const std::string bundle = cert_of(s, secret_keys::kTrustBundle);
+  const std::string bundle = s.value(secret_keys::kTrustBundle);
 
   SECTION("a configuration already at a newer generation is left alone") {
     CHECK_FALSE(plan_ca_bundle_patch(webhook_config("", 5), bundle, 1));
@@ -210,7 +205,7 @@ TEST_CASE("rotation: an unreadable Secret value is rebuilt", "[certs][rotation]"
   CHECK(s.data.count(secret_keys::kServingKey) == 0);
   const SecretPlan repaired = plan_secret(config, s, {}, kStart);
   CHECK(has_note(repaired, "serving certificate issued"));
-  CHECK(key_matches({cert_of(stored(repaired), secret_keys::kServingCert),
-                     cert_of(stored(repaired), secret_keys::kServingKey)}));
+  CHECK(key_matches(
+      {stored(repaired).value(secret_keys::kServingCert), stored(repaired).value(secret_keys::kServingKey)}));
   CHECK_THROWS_AS(decode_secret("[]"), std::invalid_argument);
 }

@@ -59,14 +59,11 @@ class AdmissionRouter {
     Counter *allowed = nullptr, *denied = nullptr, *patched = nullptr;  // hci_admission_decisions_total
   };
   struct Route {
-    std::string name;
+    PolicySpec spec;  // name, type, rules (which screen requests), reads_cluster (may block)
     std::string path;
-    PolicyType type;
     std::unique_ptr<Policy> policy;
     ObjectFields fields;
-    bool may_block;
     RouteMetrics metrics;
-    PolicySpec spec;  // its rules screen requests before the policy sees them
   };
   HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
   // Counts and logs an answer that is not a decision (400, 415, 500...).

@@ -47,6 +47,9 @@ struct SecretState {
   std::map<std::string, std::string> data;
   long long generation = 0;
   std::chrono::system_clock::time_point trust_updated_at{};
+
+  // The decoded value under `key`; empty when the Secret has none.
+  const std::string &value(const std::string &key) const;
 };
 
 // A Secret as the API returns it. Throws std::invalid_argument for a body

@@ -92,6 +92,9 @@ class SelfManagedCertificates {
   // When an API call started now must have its answer.
   Deadline deadline() const { return std::chrono::steady_clock::now() + config_.request_timeout; }
   std::string secret_path() const;
+  std::string secret_ref() const {
+    return config_.secret_namespace + "/" + config_.secret_name;
+  }  // "NS/NAME"
 
   SelfManagedCertsConfig config_;
   const KubeApi &api_;
