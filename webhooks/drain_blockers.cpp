@@ -1,16 +1,16 @@
 #include "drain_blockers.hpp"
 
+#include "kube_selectors.hpp"
+#include "node_placement.hpp"
+#include "policy_util.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
 namespace hci_admission::webhooks {
 namespace {
-
-const Json &member_or_null(const Json &parent, const char *key) {
-  static const Json kNull;
-  if (!parent.is_object()) return kNull;
-  const auto it = parent.find(key);
-  return it == parent.end() ? kNull : *it;
-}
-
-std::string text_of(const Json &v) { return v.is_string() ? v.get<std::string>() : ""; }
 
 bool sync_failed(const Json &pdb) {
   const Json &conditions = member_or_null(member_or_null(pdb, "status"), "conditions");
@@ -55,6 +55,279 @@ bool is_longhorn_instance_manager_pdb(const Json &pdb, const std::string &longho
 bool is_kubevirt_evacuation_pdb(const Json &pdb) {
   return text_of(member_or_null(member_or_null(pdb, "metadata"), "name"))
              .rfind("kubevirt-migration-pdb-kubevirt-evacuation-", 0) == 0;
+}
+
+namespace {
+
+std::string object_name(const Json &obj) {
+  const Json &meta = member_or_null(obj, "metadata");
+  const std::string ns = text_of(member_or_null(meta, "namespace"));
+  const std::string name = text_of(member_or_null(meta, "name"));
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+// A pod as the drain sees it.
+struct PodFacts {
+  const Json *pod = nullptr;
+  std::string name;          // namespace/name
+  bool live = false;         // counts towards a PDB: not Succeeded/Failed, not terminating
+  bool evicted = false;      // the drain evicts it, and the eviction respects PDBs
+  std::vector<size_t> pdbs;  // the judged PDBs that select it
+};
+
+bool has_condition(const Json &obj, const char *type, const char *status) {
+  const Json &conditions = member_or_null(member_or_null(obj, "status"), "conditions");
+  return conditions.is_array() && std::any_of(conditions.begin(), conditions.end(), [&](const Json &c) {
+           return text_of(member_or_null(c, "type")) == type &&
+                  text_of(member_or_null(c, "status")) == status;
+         });
+}
+
+// DaemonSet pods are skipped by the drain (--ignore-daemonsets) and mirror
+// pods (owned by their Node) cannot be evicted through the API at all.
+bool drain_skips(const Json &pod) {
+  const Json &owners = member_or_null(member_or_null(pod, "metadata"), "ownerReferences");
+  return owners.is_array() && std::any_of(owners.begin(), owners.end(), [](const Json &o) {
+           const std::string kind = text_of(member_or_null(o, "kind"));
+           return kind == "DaemonSet" || kind == "Node";
+         });
+}
+
+PodFacts facts_of(const Json &pod) {
+  PodFacts f;
+  f.pod = &pod;
+  f.name = object_name(pod);
+  const std::string phase = text_of(member_or_null(member_or_null(pod, "status"), "phase"));
+  const bool terminating = !member_or_null(member_or_null(pod, "metadata"), "deletionTimestamp").is_null();
+  f.live = !terminating && phase != "Succeeded" && phase != "Failed";
+  // Pending pods and not-Ready ones are evicted regardless of the budget.
+  f.evicted = f.live && phase == "Running" && has_condition(pod, "Ready", "True") && !drain_skips(pod);
+  return f;
+}
+
+// Pods of one namespace, with an index from "key=value" to the pods that
+// carry that label, so a PDB's selector looks only at candidates: 1,000
+// PDBs over 10,000 pods in one namespace would otherwise be 10 million
+// label matches.
+struct NamespacePods {
+  std::vector<size_t> all;
+  std::unordered_map<std::string, std::vector<size_t>> by_label;
+};
+
+std::map<std::string, NamespacePods> index_pods(const std::vector<PodFacts> &pods) {
+  std::map<std::string, NamespacePods> out;
+  for (size_t i = 0; i < pods.size(); ++i) {
+    const Json &meta = member_or_null(*pods[i].pod, "metadata");
+    NamespacePods &ns = out[text_of(member_or_null(meta, "namespace"))];
+    ns.all.push_back(i);
+    const Json &labels = member_or_null(meta, "labels");
+    if (!labels.is_object()) continue;
+    for (auto it = labels.begin(); it != labels.end(); ++it) {
+      if (it->is_string()) ns.by_label[it.key() + "=" + it->get<std::string>()].push_back(i);
+    }
+  }
+  return out;
+}
+
+// The pods of `ns` that `selector` selects, in pod order.
+std::vector<size_t> selected_pods(const KubeLabelSelector &selector, const NamespacePods &ns,
+                                  const std::vector<PodFacts> &pods) {
+  if (selector.selects_nothing()) return {};
+  const std::vector<size_t> *candidates = &ns.all;
+  std::vector<size_t> merged;
+  for (const auto &r : selector.requirements()) {
+    if (r.op != KubeLabelSelector::Operator::In) continue;
+    for (const auto &v : r.values) {
+      const auto hit = ns.by_label.find(r.key + "=" + v);
+      if (hit != ns.by_label.end()) merged.insert(merged.end(), hit->second.begin(), hit->second.end());
+    }
+    std::sort(merged.begin(), merged.end());
+    candidates = &merged;
+    break;
+  }
+  std::vector<size_t> out;
+  for (size_t i : *candidates) {
+    if (selector.matches(member_or_null(member_or_null(*pods[i].pod, "metadata"), "labels")))
+      out.push_back(i);
+  }
+  return out;
+}
+
+// The nodes a pod's replacement could be scheduled on, cached by the pod's
+// placement: the pods of one workload share it.
+class PlacementCache {
+ public:
+  explicit PlacementCache(const std::vector<Json> &nodes) : nodes_(nodes) {}
+  const std::vector<std::string> &fitting(const Json &pod) {
+    const Json &spec = member_or_null(pod, "spec");
+    const Json &required = member_or_null(member_or_null(member_or_null(spec, "affinity"), "nodeAffinity"),
+                                          "requiredDuringSchedulingIgnoredDuringExecution");
+    std::string key = member_or_null(spec, "nodeSelector").dump();
+    key.append("|").append(required.dump()).append("|").append(member_or_null(spec, "tolerations").dump());
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, node_names_fitting(spec, nodes_)).first;
+    return it->second;
+  }
+
+ private:
+  const std::vector<Json> &nodes_;
+  std::unordered_map<std::string, std::vector<std::string>> cache_;
+};
+
+std::string join(const std::vector<std::string> &items, const char *separator) {
+  std::string out;
+  for (const auto &i : items) out += (out.empty() ? "" : separator) + i;
+  return out;
+}
+
+// #3730: an instance-manager PDB pinned to another node than its instance
+// manager's is never deleted by Longhorn.
+void judge_instance_manager_pdb(const Json &pdb, const std::map<std::string, std::string> &manager_nodes,
+                                bool managers_known, DrainReport &report) {
+  const std::string name = text_of(member_or_null(member_or_null(pdb, "metadata"), "name"));
+  const std::string pinned = text_of(
+      member_or_null(member_or_null(member_or_null(member_or_null(pdb, "spec"), "selector"), "matchLabels"),
+                     "longhorn.io/node"));
+  if (!managers_known) return;
+  const auto manager = manager_nodes.find(name);
+  if (manager == manager_nodes.end()) {
+    report.warnings.push_back("Longhorn instance-manager PDB " + object_name(pdb) +
+                              " has no instance manager of that name; Longhorn may never delete it");
+    return;
+  }
+  if (!pinned.empty() && pinned != manager->second) {
+    report.blockers.push_back({object_name(pdb), "longhorn.io/node " + pinned + " but instance manager " +
+                                                     name + " is on node " + manager->second +
+                                                     ": Longhorn never deletes it (#3730); delete this PDB"});
+  }
+}
+
+}  // namespace
+
+DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const std::vector<Json> &pods,
+                                           const std::vector<Json> &nodes,
+                                           const std::vector<Json> &instance_managers,
+                                           const std::string &longhorn_namespace) {
+  DrainReport report;
+  std::vector<PodFacts> facts;
+  facts.reserve(pods.size());
+  for (const auto &p : pods) facts.push_back(facts_of(p));
+  const auto by_namespace = index_pods(facts);
+  std::map<std::string, std::string> manager_nodes;
+  for (const auto &im : instance_managers) {
+    manager_nodes[text_of(member_or_null(member_or_null(im, "metadata"), "name"))] =
+        text_of(member_or_null(member_or_null(im, "spec"), "nodeID"));
+  }
+  PlacementCache placement(nodes);
+
+  // Rule 1 and 3 per PDB; rule 2 needs every PDB's selection first.
+  std::vector<std::vector<std::string>> reasons(pdbs.size());
+  std::vector<std::string> names(pdbs.size());
+  for (size_t i = 0; i < pdbs.size(); ++i) {
+    const Json &pdb = pdbs[i];
+    names[i] = object_name(pdb);
+    if (is_kubevirt_evacuation_pdb(pdb)) {
+      report.warnings.push_back("KubeVirt evacuation PDB " + names[i] +
+                                " exists: a VM is being migrated off a node; Harvester waits for it");
+      continue;
+    }
+    if (is_longhorn_instance_manager_pdb(pdb, longhorn_namespace)) {
+      judge_instance_manager_pdb(pdb, manager_nodes, !instance_managers.empty(), report);
+      continue;
+    }
+    KubeLabelSelector selector;
+    try {
+      selector = KubeLabelSelector::from_json(member_or_null(member_or_null(pdb, "spec"), "selector"),
+                                              "PodDisruptionBudget " + names[i] + " spec.selector");
+    } catch (const ShapeError &e) {
+      report.warnings.push_back(std::string(e.what()) + "; not judged");
+      continue;
+    }
+    const auto ns = by_namespace.find(text_of(member_or_null(member_or_null(pdb, "metadata"), "namespace")));
+    if (ns == by_namespace.end()) continue;
+    const auto selected = selected_pods(selector, ns->second, facts);
+    size_t live = 0;
+    bool evicts = false;
+    for (size_t p : selected) {
+      live += facts[p].live;
+      evicts = evicts || facts[p].evicted;
+    }
+    if (!evicts) continue;  // nothing the drain would evict under this budget
+    if (auto why = never_allows_disruption(pdb, live)) reasons[i].push_back(*why);
+    const Json &desired = member_or_null(member_or_null(pdb, "status"), "desiredHealthy");
+    const bool needs_healthy = desired.is_number_integer() && desired.get<long long>() >= 1;
+    bool placement_reported = false;
+    for (size_t p : selected) {
+      if (!facts[p].evicted) continue;
+      facts[p].pdbs.push_back(i);
+      if (!needs_healthy || placement_reported) continue;
+      const auto &fit = placement.fitting(*facts[p].pod);
+      if (fit.size() > 1) continue;
+      placement_reported = true;
+      reasons[i].push_back("pod " + facts[p].name + " can be scheduled " +
+                           (fit.empty() ? std::string("on no schedulable node") : "only on node " + fit[0]) +
+                           " and the budget needs " + std::to_string(desired.get<long long>()) +
+                           " healthy: its replacement cannot start elsewhere");
+    }
+  }
+  // Rule 2: the Eviction API refuses a pod with more than one budget. Each
+  // PDB names the first such pod.
+  std::vector<bool> overlap_named(pdbs.size(), false);
+  for (const auto &f : facts) {
+    if (f.pdbs.size() < 2) continue;
+    for (size_t i : f.pdbs) {
+      if (overlap_named[i]) continue;
+      overlap_named[i] = true;
+      std::vector<std::string> others;
+      for (size_t j : f.pdbs) {
+        if (j != i) others.push_back(names[j]);
+      }
+      reasons[i].push_back("pod " + f.name + " is also selected by " + join(others, ", ") +
+                           ": the Eviction API refuses a pod with more than one budget");
+    }
+  }
+  for (size_t i = 0; i < pdbs.size(); ++i) {
+    if (!reasons[i].empty()) report.blockers.push_back({names[i], join(reasons[i], "; ")});
+  }
+  std::sort(report.blockers.begin(), report.blockers.end(),
+            [](const Blocker &a, const Blocker &b) { return a.object < b.object; });
+  std::sort(report.warnings.begin(), report.warnings.end());
+  return report;
+}
+
+bool is_control_plane_node(const Json &node) {
+  const Json &labels = member_or_null(member_or_null(node, "metadata"), "labels");
+  return labels.is_object() && (labels.contains("node-role.kubernetes.io/control-plane") ||
+                                labels.contains("node-role.kubernetes.io/master"));
+}
+
+bool is_witness_node(const Json &node) {
+  return text_of(member_or_null(member_or_null(member_or_null(node, "metadata"), "labels"),
+                                "node-role.harvesterhci.io/witness")) == "true";
+}
+
+KubeVirtPlacementReport kubevirt_placement_blockers(const std::vector<Json> &kubevirts,
+                                                    const std::vector<Json> &nodes) {
+  KubeVirtPlacementReport report;
+  if (nodes.size() <= 1) return report;
+  for (const auto &n : nodes) {
+    if (is_control_plane_node(n) && !is_witness_node(n) &&
+        member_or_null(member_or_null(n, "spec"), "unschedulable") != true) {
+      report.control_plane_nodes.push_back(text_of(member_or_null(member_or_null(n, "metadata"), "name")));
+    }
+  }
+  if (report.control_plane_nodes.size() > 1) {
+    report.control_plane_nodes.clear();
+    return report;
+  }
+  for (const auto &kv : kubevirts) {
+    if (member_or_null(member_or_null(member_or_null(kv, "spec"), "infra"), "nodePlacement").is_null()) {
+      report.kubevirts.push_back(object_name(kv));
+    }
+  }
+  std::sort(report.kubevirts.begin(), report.kubevirts.end());
+  if (report.kubevirts.empty()) report.control_plane_nodes.clear();
+  return report;
 }
 
 }  // namespace hci_admission::webhooks

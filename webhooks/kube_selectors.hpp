@@ -32,6 +32,8 @@ class KubeLabelSelector {
   bool matches(const Json &labels) const;
   bool selects_nothing() const { return nothing_; }
   bool selects_everything() const { return !nothing_ && requirements_.empty(); }
+  // matchLabels first (as In with one value), then matchExpressions.
+  const std::vector<Requirement> &requirements() const { return requirements_; }
 
  private:
   bool nothing_ = false;

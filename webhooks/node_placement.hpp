@@ -2,11 +2,12 @@
 // that drain blockers turn on (domain.md §7 rule 3): nodeSelector, required
 // node affinity (matchExpressions on labels, matchFields on metadata.name),
 // taints with NoSchedule/NoExecute against the pod's tolerations, and
-// cordoned nodes. Work in progress for issue 13: not yet wired in.
+// cordoned nodes.
 #pragma once
 
 #include "hci_admission/json/json.hpp"
 
+#include <string>
 #include <vector>
 
 namespace hci_admission::webhooks {
@@ -18,5 +19,7 @@ bool pod_fits_node(const Json &pod_spec, const Json &node);
 
 // How many of `nodes` the pod may be scheduled on.
 size_t nodes_fitting(const Json &pod_spec, const std::vector<Json> &nodes);
+// Their names (metadata.name), in the order of `nodes`.
+std::vector<std::string> node_names_fitting(const Json &pod_spec, const std::vector<Json> &nodes);
 
 }  // namespace hci_admission::webhooks

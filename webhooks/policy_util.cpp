@@ -4,6 +4,15 @@
 #include <sstream>
 
 namespace hci_admission::webhooks {
+
+const Json &member_or_null(const Json &parent, const char *key) {
+  static const Json kNull;
+  if (!parent.is_object()) return kNull;
+  const auto it = parent.find(key);
+  return it == parent.end() ? kNull : *it;
+}
+
+std::string text_of(const Json &value) { return value.is_string() ? value.get<std::string>() : ""; }
 namespace {
 
 const char *type_name(Json::value_t t) {

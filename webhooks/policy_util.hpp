@@ -20,6 +20,12 @@ class ShapeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The member `key` of `parent`; null when `parent` is not an object or has
+// no such member. For reading shapes that may be anything.
+const Json &member_or_null(const Json &parent, const char *key);
+// A string value as it is; "" for anything else.
+std::string text_of(const Json &value);
+
 // The member `key` of `parent` as an object, created when absent or null.
 Json &ensure_object(Json &parent, const char *key, const std::string &where);
 // The member `key` of `parent` as an array, created when absent or null.

@@ -1,11 +1,15 @@
 #include "upgrade_guard.hpp"
 
 #include "policy_util.hpp"
+#include "upgrade_progress.hpp"
 
 #include <algorithm>
+#include <set>
 
 namespace hci_admission::webhooks {
 namespace {
+
+using Volume = UpgradeGuard::Volume;
 
 // Harvester's own wording (pkg/webhook/resources/upgrade/validator.go), so
 // that runbooks matching on it keep working.
@@ -15,8 +19,10 @@ constexpr const char *kAnyMessage =
 constexpr const char *kActiveMessage =
     "Following PVCs with active single-replica volume, please consider shutdown the corresponding workload "
     "before upgrade: ";
-// A denial names this many PVCs; `hci-admission precheck` lists them all.
+// A denial names this many PVCs (and PDBs, whose reasons are longer);
+// `hci-admission precheck` lists them all.
 constexpr size_t kNamesInMessage = 50;
+constexpr size_t kBlockersInMessage = 20;
 
 Decision invalid(std::string message) {
   Decision d = Decision::deny(422, "Invalid", message);
@@ -45,134 +51,381 @@ void warn_listing(Decision &d, const std::string &prefix, const std::vector<Upgr
   if (!line.empty()) d.warn(line);
 }
 
-std::string text_at(const Json &obj, std::initializer_list<const char *> path) {
-  const Json *cur = &obj;
-  for (const char *key : path) {
-    if (!cur->is_object()) return "";
-    auto it = cur->find(key);
-    if (it == cur->end()) return "";
-    cur = &*it;
+// The lists the guard reads, each with only the fields its check uses.
+enum Read : size_t {
+  kNodes,
+  kVolumes,
+  kKubeVirts,
+  kPods,
+  kPdbs,
+  kInstanceManagers,
+  kUpgrades,
+  kUpgradePlans,
+  kReads
+};
+
+std::vector<ListQuery> queries(const UpgradeGuard::Namespaces &ns) {
+  std::vector<ListQuery> q(kReads);
+  q[kNodes] = {{"", "v1", "nodes", "Node", ""},
+               {"/metadata/name", "/metadata/labels", "/spec/taints", "/spec/unschedulable"}};
+  q[kVolumes] = {{"longhorn.io", "v1beta2", "volumes", "Volume", ns.longhorn},
+                 {"/metadata/name", "/spec/numberOfReplicas", "/status/state",
+                  "/status/kubernetesStatus/namespace", "/status/kubernetesStatus/pvcName"}};
+  q[kKubeVirts] = {{"kubevirt.io", "v1", "kubevirts", "KubeVirt", ns.kubevirt},
+                   {"/metadata/name", "/metadata/namespace", "/spec/infra/nodePlacement"}};
+  q[kPods] = {
+      {"", "v1", "pods", "Pod", ""},
+      {"/metadata/name", "/metadata/namespace", "/metadata/labels", "/metadata/deletionTimestamp",
+       "/metadata/ownerReferences", "/status/phase", "/status/conditions", "/spec/nodeSelector",
+       "/spec/tolerations", "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"}};
+  q[kPdbs] = {
+      {"policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", ""},
+      {"/metadata/name", "/metadata/namespace", "/spec", "/status/desiredHealthy", "/status/conditions"}};
+  q[kInstanceManagers] = {{"longhorn.io", "v1beta2", "instancemanagers", "InstanceManager", ns.longhorn},
+                          {"/metadata/name", "/spec/nodeID"}};
+  q[kUpgrades] = {{"harvesterhci.io", "v1beta1", "upgrades", "Upgrade", ns.upgrades},
+                  {"/metadata/name", "/metadata/namespace", "/metadata/labels"}};
+  q[kUpgradePlans] = {{"management.harvesterhci.io", "v1beta1", "upgradeplans", "UpgradePlan", ""},
+                      {"/metadata/name", "/status/conditions", "/status/currentPhase"}};
+  return q;
+}
+
+// Kinds that only an optional component provides: not served counts as none.
+bool optional_kind(size_t read) {
+  return read == kKubeVirts || read == kInstanceManagers || read == kUpgrades || read == kUpgradePlans;
+}
+
+// The check names hci-admission.io/skip-checks accepts.
+const std::vector<std::string> &skippable_checks() {
+  static const std::vector<std::string> names = {UpgradeGuard::kKubeVirtPlacement,
+                                                 UpgradeGuard::kPodDisruptionBudgets};
+  return names;
+}
+
+std::string blocker_list(const std::vector<Blocker> &blockers, size_t limit) {
+  std::string out;
+  for (size_t i = 0; i < blockers.size() && i < limit; ++i) {
+    out += (i ? ", " : "") + blockers[i].object + " (" + blockers[i].reason + ")";
   }
-  return cur->is_string() ? cur->get<std::string>() : "";
+  if (blockers.size() > limit) out += ", and " + std::to_string(blockers.size() - limit) + " more";
+  return out;
+}
+
+std::vector<Volume> single_replica_volumes(const std::vector<Json> &volumes) {
+  std::vector<Volume> out;
+  for (const auto &v : volumes) {
+    const Json &replicas = member_or_null(member_or_null(v, "spec"), "numberOfReplicas");
+    if (!replicas.is_number_integer() || replicas.get<int64_t>() != 1) continue;
+    const Json &status = member_or_null(v, "status");
+    const Json &kube = member_or_null(status, "kubernetesStatus");
+    Volume vol;
+    vol.name = text_of(member_or_null(member_or_null(v, "metadata"), "name"));
+    vol.state = text_of(member_or_null(status, "state"));
+    vol.active = vol.state == "creating" || vol.state == "attached" || vol.state == "attaching";
+    const std::string pvc = text_of(member_or_null(kube, "pvcName"));
+    vol.pvc = pvc.empty() ? vol.name : text_of(member_or_null(kube, "namespace")) + "/" + pvc;
+    out.push_back(std::move(vol));
+  }
+  std::sort(out.begin(), out.end(), [](const Volume &a, const Volume &b) {
+    return a.pvc < b.pvc || (a.pvc == b.pvc && a.name < b.name);
+  });
+  return out;
+}
+
+// What the annotations ask for; `error` set when they cannot be followed.
+struct Bypasses {
+  bool skip_webhook = false;
+  std::string skip_webhook_value;
+  bool skip_detached = false;
+  std::set<std::string> skip_checks;
+  std::string error;
+};
+
+Bypasses read_bypasses(const Json &annotations) {
+  Bypasses b;
+  const Json upgrade = {{"metadata", {{"annotations", annotations}}}};
+  b.skip_webhook = read_bool_annotation(upgrade, UpgradeGuard::kSkipWebhookAnnotation,
+                                        &b.skip_webhook_value) == BoolAnnotation::True;
+  std::string value;
+  const BoolAnnotation skip = read_bool_annotation(upgrade, UpgradeGuard::kSkipDetachedAnnotation, &value);
+  if (skip == BoolAnnotation::Invalid) {
+    b.error = "annotation " + std::string(UpgradeGuard::kSkipDetachedAnnotation) + " has value \"" + value +
+              "\"; accepted values are \"true\" and \"false\" (any case), or leave it out";
+    return b;
+  }
+  b.skip_detached = skip == BoolAnnotation::True;
+  const Json &listed = member_or_null(annotations, UpgradeGuard::kSkipChecksAnnotation);
+  std::vector<std::string> unknown;
+  for (const auto &name : split_list(text_of(listed))) {
+    const auto &valid = skippable_checks();
+    if (std::find(valid.begin(), valid.end(), name) == valid.end()) {
+      unknown.push_back("\"" + name + "\"");
+    } else {
+      b.skip_checks.insert(name);
+    }
+  }
+  if (!listed.is_null() && !listed.is_string()) unknown.push_back(listed.dump());
+  if (!unknown.empty()) {
+    std::string names;
+    for (const auto &n : unknown) names += (names.empty() ? "" : ", ") + n;
+    std::string valid;
+    for (const auto &n : skippable_checks()) valid += (valid.empty() ? "" : ", ") + n;
+    b.error = "annotation " + std::string(UpgradeGuard::kSkipChecksAnnotation) + " names unknown checks " +
+              names + "; the checks it can skip are " + valid;
+  }
+  return b;
+}
+
+UpgradeGuard::CheckResult &check(UpgradeGuard::Evaluation &e, const char *name) {
+  return *std::find_if(e.checks.begin(), e.checks.end(),
+                       [&](const UpgradeGuard::CheckResult &c) { return c.name == name; });
+}
+
+void fail(UpgradeGuard::CheckResult &c, std::string message) {
+  c.state = UpgradeGuard::CheckState::Failed;
+  c.message = std::move(message);
+}
+
+void skip(UpgradeGuard::Evaluation &e, std::initializer_list<const char *> names, const std::string &why) {
+  for (const char *name : names) {
+    check(e, name).state = UpgradeGuard::CheckState::Skipped;
+    check(e, name).message = why;
+  }
+}
+
+void judge_single_replica(UpgradeGuard::Evaluation &e, const std::vector<Json> &volumes, bool skip_detached) {
+  auto &c = check(e, UpgradeGuard::kSingleReplicaVolumes);
+  c.state = UpgradeGuard::CheckState::Passed;
+  e.single_replica = single_replica_volumes(volumes);
+  std::vector<Volume> detached;
+  for (const auto &v : e.single_replica) (!skip_detached || v.active ? e.offending : detached).push_back(v);
+  for (const auto &v : e.offending) c.objects.push_back({v.pvc, v.state.empty() ? "no state" : v.state});
+  if (!e.offending.empty()) {
+    fail(c, (skip_detached ? kActiveMessage : kAnyMessage) + name_list(e.offending, kNamesInMessage));
+  } else if (!detached.empty()) {
+    warn_listing(e.decision,
+                 "single-replica volumes not attached, allowed by " +
+                     std::string(UpgradeGuard::kSkipDetachedAnnotation),
+                 detached);
+  }
+}
+
+void judge_kubevirt_placement(UpgradeGuard::Evaluation &e, const std::vector<Json> &kubevirts,
+                              const std::vector<Json> &nodes) {
+  auto &c = check(e, UpgradeGuard::kKubeVirtPlacement);
+  c.state = UpgradeGuard::CheckState::Passed;
+  const auto report = kubevirt_placement_blockers(kubevirts, nodes);
+  if (report.kubevirts.empty()) return;
+  const std::string where =
+      report.control_plane_nodes.empty()
+          ? std::string("there is no schedulable control-plane node")
+          : report.control_plane_nodes[0] + " is the only schedulable control-plane node";
+  std::string crs;
+  for (const auto &k : report.kubevirts) {
+    crs += (crs.empty() ? "" : ", ") + k;
+    c.objects.push_back({k, "spec.infra.nodePlacement not set; " + where});
+  }
+  fail(c, "KubeVirt " + crs + " has no spec.infra.nodePlacement and " + where +
+              ": virt-api and virt-controller may run only there, so draining it never finishes "
+              "(harvester/harvester #7647); set spec.infra.nodePlacement: {} (what "
+              "/mutate/kubevirt-infra-placement does)");
+}
+
+void judge_pod_disruption_budgets(UpgradeGuard::Evaluation &e, const std::vector<std::vector<Json>> &lists,
+                                  const std::string &longhorn_namespace) {
+  auto &c = check(e, UpgradeGuard::kPodDisruptionBudgets);
+  c.state = UpgradeGuard::CheckState::Passed;
+  DrainReport report = pod_disruption_budget_blockers(lists[kPdbs], lists[kPods], lists[kNodes],
+                                                      lists[kInstanceManagers], longhorn_namespace);
+  for (auto &w : report.warnings) e.decision.warn(std::string(UpgradeGuard::kName) + ": " + w);
+  if (report.blockers.empty()) return;
+  c.objects = std::move(report.blockers);
+  fail(c, "PodDisruptionBudgets that would stop a node drain forever: " +
+              blocker_list(c.objects, kBlockersInMessage) +
+              "; change or remove them, or make room for their pods, before upgrading");
 }
 
 }  // namespace
+
+const char *to_string(UpgradeGuard::CheckState state) {
+  switch (state) {
+    case UpgradeGuard::CheckState::Passed:
+      return "passed";
+    case UpgradeGuard::CheckState::Failed:
+      return "failed";
+    case UpgradeGuard::CheckState::Skipped:
+      return "skipped";
+    case UpgradeGuard::CheckState::NotRun:
+      break;
+  }
+  return "not run";
+}
 
 PolicySpec UpgradeGuard::spec() {
   PolicySpec s;
   s.name = kName;
   s.type = PolicyType::Validating;
-  s.summary = "refuse while single-replica Longhorn volumes exist";
+  s.summary =
+      "refuse an upgrade that another is running beside, or that single-replica volumes, "
+      "KubeVirt placement or PodDisruptionBudgets would hurt or stick";
   // Only starting an upgrade drains nodes; changing or deleting one does not.
-  s.rules = {{{"CREATE"}, "harvesterhci.io", {"v1beta1"}, "upgrades", "Upgrade"}};
-  s.options = {{"longhorn-namespace", "longhorn-system", "namespace of the Longhorn volumes"}};
+  s.rules = {
+      {{"CREATE"}, "harvesterhci.io", {"v1beta1"}, "upgrades", "Upgrade"},
+      {{"CREATE"}, "management.harvesterhci.io", {"v1beta1"}, "upgradeplans", "UpgradePlan", "Cluster"}};
+  s.options = {
+      {"longhorn-namespace", "longhorn-system", "namespace of the Longhorn volumes and instance managers"},
+      {"kubevirt-namespace", "harvester-system", "namespace of the KubeVirt CR"},
+      {"upgrade-namespace", "harvester-system", "namespace of Harvester's v1 Upgrades"}};
   s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/annotations"};
   s.old_object_fields = {};
   s.reads_cluster = true;
-  s.cluster_reads = {"list nodes", "list volumes.longhorn.io in the Longhorn namespace"};
+  s.cluster_reads = {"list nodes",
+                     "list pods",
+                     "list poddisruptionbudgets.policy",
+                     "list upgradeplans.management.harvesterhci.io",
+                     "list volumes.longhorn.io in the Longhorn namespace",
+                     "list instancemanagers.longhorn.io in the Longhorn namespace",
+                     "list kubevirts.kubevirt.io in the KubeVirt namespace",
+                     "list upgrades.harvesterhci.io in the upgrade namespace"};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
     if (config.cluster() == nullptr) {
       throw std::invalid_argument(
           "needs cluster access: --kubeconfig, in-cluster credentials, or --cluster-state for offline use");
     }
-    const std::string ns = config.option("longhorn-namespace");
-    if (ns.empty()) throw std::invalid_argument("--longhorn-namespace must not be empty");
-    return std::make_unique<UpgradeGuard>(*config.cluster(), ns);
+    Namespaces ns{config.option("longhorn-namespace"), config.option("kubevirt-namespace"),
+                  config.option("upgrade-namespace")};
+    for (const auto &[flag, value] :
+         {std::pair<const char *, const std::string &>{"longhorn-namespace", ns.longhorn},
+          {"kubevirt-namespace", ns.kubevirt},
+          {"upgrade-namespace", ns.upgrades}}) {
+      if (value.empty()) throw std::invalid_argument("--" + std::string(flag) + " must not be empty");
+    }
+    return std::make_unique<UpgradeGuard>(*config.cluster(), std::move(ns));
   };
   return s;
 }
 
-UpgradeGuard::UpgradeGuard(const ClusterView &cluster, std::string longhorn_namespace)
-    : cluster_(cluster), longhorn_namespace_(std::move(longhorn_namespace)) {}
+UpgradeGuard::UpgradeGuard(const ClusterView &cluster, Namespaces namespaces)
+    : cluster_(cluster), namespaces_(std::move(namespaces)) {}
 
-// Called for what spec().rules match: Upgrades being created.
+// Called for what spec().rules match: Upgrades and UpgradePlans being created.
 Decision UpgradeGuard::review(const AdmissionRequest &request) const {
   if (!request.object.is_object()) {
-    return Decision::deny(400, "BadRequest", std::string(kName) + ": the request carries no Upgrade object");
+    return Decision::deny(400, "BadRequest",
+                          std::string(kName) + ": the request carries no " + request.kind.kind + " object");
   }
-  Json annotations = Json::object();
-  if (auto meta = request.object.find("metadata"); meta != request.object.end() && meta->is_object()) {
-    if (auto a = meta->find("annotations"); a != meta->end() && a->is_object()) annotations = *a;
-  }
-  return evaluate(annotations, request.deadline).decision;
+  const Json &annotations = member_or_null(member_or_null(request.object, "metadata"), "annotations");
+  return evaluate(annotations.is_object() ? annotations : Json::object(), request.deadline).decision;
 }
 
 UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadline deadline) const {
   Evaluation out;
-  const Json upgrade = {{"metadata", {{"annotations", annotations}}}};
-
-  std::string skip_webhook;
-  if (read_bool_annotation(upgrade, kSkipWebhookAnnotation, &skip_webhook) == BoolAnnotation::True) {
-    out.decision = Decision::allow().warn(std::string(kName) + " bypassed: " + kSkipWebhookAnnotation +
-                                          "=\"" + skip_webhook + "\"");
+  for (const char *name :
+       {kConcurrentUpgrades, kSingleReplicaVolumes, kKubeVirtPlacement, kPodDisruptionBudgets}) {
+    CheckResult c;
+    c.name = name;
+    out.checks.push_back(std::move(c));
+  }
+  const Bypasses bypass = read_bypasses(annotations);
+  if (!bypass.error.empty()) {
+    out.decision = invalid(bypass.error);
     return out;
   }
-  std::string skip_value;
-  const BoolAnnotation skip = read_bool_annotation(upgrade, kSkipDetachedAnnotation, &skip_value);
-  if (skip == BoolAnnotation::Invalid) {
+  // Read only what the checks that run need, all at once.
+  std::vector<ListQuery> all = queries(namespaces_);
+  std::vector<size_t> wanted = {kUpgrades, kUpgradePlans};
+  if (!bypass.skip_webhook) {
+    wanted.insert(wanted.end(), {kNodes, kVolumes});
+    if (!bypass.skip_checks.count(kKubeVirtPlacement)) wanted.push_back(kKubeVirts);
+    if (!bypass.skip_checks.count(kPodDisruptionBudgets)) {
+      wanted.insert(wanted.end(), {kPods, kPdbs, kInstanceManagers});
+    }
+  }
+  std::sort(wanted.begin(), wanted.end());
+  std::vector<ListQuery> asked;
+  for (size_t r : wanted) asked.push_back(all[r]);
+  std::vector<ListResult> answers = list_concurrently(cluster_, asked, deadline);
+  std::vector<std::vector<Json>> lists(kReads);
+  std::vector<std::string> failures(kReads);
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (answers[i].ok()) {
+      lists[wanted[i]] = std::move(answers[i].items);
+    } else if (!(answers[i].not_served && optional_kind(wanted[i]))) {
+      failures[wanted[i]] = answers[i].error;
+    }
+  }
+  // Fail closed: the guard protects data, so not knowing is a refusal.
+  const auto unavailable = [&](std::initializer_list<size_t> reads) {
+    std::string why;
+    for (size_t r = 0; r < kReads; ++r) {
+      const bool relevant = reads.size() == 0 || std::find(reads.begin(), reads.end(), r) != reads.end();
+      if (relevant && !failures[r].empty()) why += (why.empty() ? "" : "; ") + failures[r];
+    }
+    if (!why.empty()) {
+      out.decision = Decision::deny(503, "ServiceUnavailable",
+                                    std::string(kName) + " could not read the cluster: " + why);
+    }
+    return !why.empty();
+  };
+
+  // concurrent-upgrades first, as Harvester's own in-progress check; no
+  // annotation bypasses it.
+  if (unavailable({kUpgrades, kUpgradePlans})) return out;
+  auto &concurrent = check(out, kConcurrentUpgrades);
+  concurrent.state = CheckState::Passed;
+  const auto running = upgrades_in_progress(lists[kUpgrades], lists[kUpgradePlans]);
+  if (!running.empty()) {
+    for (const auto &r : running) concurrent.objects.push_back({r, "in progress"});
+    std::string names;
+    for (size_t i = 0; i < running.size(); ++i) names += (i ? ", " : "") + running[i];
+    fail(concurrent, "cannot proceed until the upgrade in progress completes: " + names);
+    out.decision = Decision::deny(409, "Conflict", concurrent.message);
+    return out;
+  }
+  if (bypass.skip_webhook) {
+    skip(out, {kSingleReplicaVolumes, kKubeVirtPlacement, kPodDisruptionBudgets},
+         std::string("bypassed by ") + kSkipWebhookAnnotation);
     out.decision =
-        invalid("annotation " + std::string(kSkipDetachedAnnotation) + " has value \"" + skip_value +
-                "\"; accepted values are \"true\" and \"false\" (any case), or leave it out");
+        Decision::allow().warn(std::string(kName) + " bypassed: " + kSkipWebhookAnnotation + "=\"" +
+                               bypass.skip_webhook_value + "\" (concurrent upgrades still checked)");
     return out;
   }
-  const bool skip_detached = skip == BoolAnnotation::True;
+  if (unavailable({})) return out;
+  out.nodes = lists[kNodes].size();
+  if (out.nodes == 1) {
+    // Nothing is drained on a single node, as in Harvester.
+    skip(out, {kSingleReplicaVolumes, kKubeVirtPlacement, kPodDisruptionBudgets}, "single-node cluster");
+    out.decision = Decision::allow().warn(std::string(kName) +
+                                          ": single-node cluster, single-replica volumes, KubeVirt placement "
+                                          "and PodDisruptionBudgets not checked");
+    return out;
+  }
+  judge_single_replica(out, lists[kVolumes], bypass.skip_detached);
+  for (const auto &name : skippable_checks()) {
+    if (!bypass.skip_checks.count(name)) continue;
+    skip(out, {name.c_str()}, std::string("skipped by ") + kSkipChecksAnnotation);
+    out.decision.warn(std::string(kName) + ": check " + name + " skipped (" + kSkipChecksAnnotation + ")");
+  }
+  if (!bypass.skip_checks.count(kKubeVirtPlacement))
+    judge_kubevirt_placement(out, lists[kKubeVirts], lists[kNodes]);
+  if (!bypass.skip_checks.count(kPodDisruptionBudgets)) {
+    judge_pod_disruption_budgets(out, lists, namespaces_.longhorn);
+  }
 
-  try {
-    out.nodes = cluster_.list({"", "v1", "nodes", "Node", ""}, {"/metadata/name"}, deadline).size();
-    if (out.nodes == 1) {
-      // Nothing is drained on a single node, as in Harvester.
-      out.decision = Decision::allow().warn(std::string(kName) +
-                                            ": single-node cluster, single-replica volumes not checked");
-      return out;
-    }
-    const auto volumes =
-        cluster_.list({"longhorn.io", "v1beta2", "volumes", "Volume", longhorn_namespace_},
-                      {"/metadata/name", "/spec/numberOfReplicas", "/status/state",
-                       "/status/kubernetesStatus/namespace", "/status/kubernetesStatus/pvcName"},
-                      deadline);
-    for (const auto &v : volumes) {
-      const Json *spec = v.is_object() && v.contains("spec") ? &v["spec"] : nullptr;
-      if (spec == nullptr || !spec->is_object()) continue;
-      auto replicas = spec->find("numberOfReplicas");
-      if (replicas == spec->end() || !replicas->is_number_integer() || replicas->get<int64_t>() != 1)
-        continue;
-      Volume vol;
-      vol.name = text_at(v, {"metadata", "name"});
-      vol.state = text_at(v, {"status", "state"});
-      vol.active = vol.state == "creating" || vol.state == "attached" || vol.state == "attaching";
-      const std::string pvc = text_at(v, {"status", "kubernetesStatus", "pvcName"});
-      const std::string ns = text_at(v, {"status", "kubernetesStatus", "namespace"});
-      vol.pvc = pvc.empty() ? vol.name : ns;
-      if (!pvc.empty()) vol.pvc.append("/").append(pvc);
-      out.single_replica.push_back(std::move(vol));
-    }
-  } catch (const ClusterReadError &e) {
-    // Fail closed: the guard protects data, so not knowing is a refusal.
-    out.decision = Decision::deny(503, "ServiceUnavailable",
-                                  std::string(kName) + " could not read the cluster: " + e.what());
-    return out;
+  // One refusal for every failing check, in the checks' order, so that the
+  // single-replica wording comes first as before.
+  std::string message;
+  std::vector<StatusCause> causes;
+  for (const auto &c : out.checks) {
+    if (c.state != CheckState::Failed) continue;
+    message += (message.empty() ? "" : "; ") + c.message;
+    causes.push_back({"FieldValueInvalid", c.message, ""});
   }
-  std::sort(out.single_replica.begin(), out.single_replica.end(), [](const Volume &a, const Volume &b) {
-    return a.pvc < b.pvc || (a.pvc == b.pvc && a.name < b.name);
-  });
-
-  if (!skip_detached) {
-    out.offending = out.single_replica;
-    out.decision = out.offending.empty() ? Decision::allow()
-                                         : invalid(kAnyMessage + name_list(out.offending, kNamesInMessage));
-    return out;
-  }
-  std::vector<Volume> detached;
-  for (const auto &v : out.single_replica) (v.active ? out.offending : detached).push_back(v);
-  if (!out.offending.empty()) {
-    out.decision = invalid(kActiveMessage + name_list(out.offending, kNamesInMessage));
-    return out;
-  }
-  out.decision = Decision::allow();
-  if (!detached.empty()) {
-    warn_listing(out.decision,
-                 "single-replica volumes not attached, allowed by " + std::string(kSkipDetachedAnnotation),
-                 detached);
+  if (!message.empty()) {
+    Decision d = Decision::deny(422, "Invalid", message);
+    d.causes = std::move(causes);
+    d.warnings = std::move(out.decision.warnings);
+    out.decision = std::move(d);
   }
   return out;
 }

@@ -1,5 +1,5 @@
-// Check 4 of issue 13: an upgrade already in progress, of either kind
-// (domain.md §8). Work in progress: not yet wired into the guard.
+// The upgrade guard's concurrent-upgrades check: an upgrade already in
+// progress, of either kind (domain.md §8).
 #pragma once
 
 #include "hci_admission/json/json.hpp"

@@ -6,12 +6,47 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <future>
+#include <system_error>
 
 namespace hci_admission {
 
 std::string ResourceRef::describe() const {
   std::string out = (group.empty() ? "" : group + "/") + version + " " + resource;
   if (!namespace_name.empty()) out += " in " + namespace_name;
+  return out;
+}
+
+std::vector<ListResult> list_concurrently(const ClusterView &view, const std::vector<ListQuery> &queries,
+                                          Deadline deadline) {
+  auto read = [&](const ListQuery &q) {
+    ListResult r;
+    try {
+      r.items = view.list(q.resource, q.fields, deadline);
+    } catch (const ResourceNotServed &e) {
+      r.error = e.what();
+      r.not_served = true;
+    } catch (const std::exception &e) {
+      r.error = e.what();
+    }
+    return r;
+  };
+  std::vector<ListResult> out(queries.size());
+  if (queries.size() == 1) {
+    out[0] = read(queries[0]);
+    return out;
+  }
+  std::vector<std::future<ListResult>> pending(queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    try {
+      pending[i] = std::async(std::launch::async, read, std::cref(queries[i]));
+    } catch (const std::system_error &) {  // no thread to be had: read it here
+      out[i] = read(queries[i]);
+    }
+  }
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (pending[i].valid()) out[i] = pending[i].get();
+  }
   return out;
 }
 

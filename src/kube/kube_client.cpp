@@ -367,6 +367,8 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
       page = fetch("");
       continue;
     }
+    // 404 on the first page: the resource is not served (no such CRD).
+    if (page.status == 404 && !continued) throw ResourceNotServed(what + ": " + page.failure());
     if (page.status != 200) throw ClusterReadError(what + ": " + page.failure());
     std::string next;
     std::future<ApiReply> next_page;

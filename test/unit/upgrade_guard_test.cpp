@@ -43,7 +43,7 @@ std::vector<Json> three_nodes() { return {node("n1"), node("n2"), node("n3")}; }
 Decision decide(const std::vector<Json> &objects, const Json &object,
                 const std::string &operation = "CREATE") {
   StaticClusterView view(objects);
-  UpgradeGuard guard(view, "longhorn-system");
+  UpgradeGuard guard(view, {});
   return run_policy(UpgradeGuard::spec(), guard, object, kUpgradeKind, operation).decision;
 }
 
@@ -150,7 +150,7 @@ TEST_CASE("upgrade-guard: single-node clusters and skipWebhook pass with a warni
 
 TEST_CASE("upgrade-guard: UPDATE and DELETE pass without reading the cluster", "[upgrade]") {
   UnreadableCluster view;
-  UpgradeGuard guard(view, "longhorn-system");
+  UpgradeGuard guard(view, {});
   for (const char *op : {"UPDATE", "DELETE"}) {
     CHECK(run_policy(UpgradeGuard::spec(), guard, upgrade(), kUpgradeKind, op).decision.allowed);
   }
@@ -159,7 +159,7 @@ TEST_CASE("upgrade-guard: UPDATE and DELETE pass without reading the cluster", "
 
 TEST_CASE("upgrade-guard: a cluster it cannot read refuses, saying why", "[upgrade]") {
   UnreadableCluster view;
-  UpgradeGuard guard(view, "longhorn-system");
+  UpgradeGuard guard(view, {});
   const Decision d = run_policy(UpgradeGuard::spec(), guard, upgrade(), kUpgradeKind).decision;
   CHECK_FALSE(d.allowed);
   CHECK(d.code == 503);
@@ -190,7 +190,7 @@ TEST_CASE("upgrade-guard: long lists stay readable", "[upgrade]") {
 
 TEST_CASE("upgrade-guard: other kinds and missing objects", "[upgrade]") {
   StaticClusterView view(three_nodes());
-  UpgradeGuard guard(view, "longhorn-system");
+  UpgradeGuard guard(view, {});
   const auto other =
       run_policy(UpgradeGuard::spec(), guard, upgrade(), {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}});
   CHECK(other.decision.allowed);

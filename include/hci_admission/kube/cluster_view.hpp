@@ -33,6 +33,15 @@ class ClusterReadError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The API does not serve the resource at all (404 on the list): its CRD
+// is not installed. A policy may count that as "none" for a kind only an
+// optional component provides; offline, a kind with no objects is simply
+// empty.
+class ResourceNotServed : public ClusterReadError {
+ public:
+  using ClusterReadError::ClusterReadError;
+};
+
 using Deadline = std::chrono::steady_clock::time_point;
 
 class ClusterView {
@@ -45,6 +54,25 @@ class ClusterView {
   // "offline state from F" or "the Kubernetes API at https://..."
   virtual std::string describe() const = 0;
 };
+
+// One LIST of several made together, and what it gave.
+struct ListQuery {
+  ResourceRef resource;
+  std::vector<std::string> fields;
+};
+struct ListResult {
+  std::vector<Json> items;
+  std::string error;        // empty when the list was read
+  bool not_served = false;  // the error was ResourceNotServed
+  bool ok() const { return error.empty(); }
+};
+
+// Every query at once, each on its own thread when there is more than one
+// (the API server answers them in parallel; a guard reading eight kinds
+// waits for the slowest, not for the sum). Never throws: each result holds
+// its items or its error.
+std::vector<ListResult> list_concurrently(const ClusterView &view, const std::vector<ListQuery> &queries,
+                                          Deadline deadline);
 
 // Objects held in memory, matched by API group and kind (any version).
 class StaticClusterView : public ClusterView {
