@@ -4,12 +4,20 @@ answering the real LIST paths in the real list format, with pagination
 (limit/continue), bearer-token checks, and failures and delays on demand.
 
   fake_apiserver.py --certs DIR [--port N] [--state FILE_OR_DIR]
-                    [--volumes N] [--nodes N] [--token T]
+                    [--volumes N] [--nodes N] [--pods N] [--pdbs N] [--token T]
+                    [--missing RESOURCE,...]
+
+Lists the kinds the upgrade guard reads (nodes, pods, poddisruptionbudgets,
+Longhorn volumes and instancemanagers, kubevirts, upgrades, upgradeplans);
+--missing makes some answer 404 as when their CRD is not installed.
 
 Prints "listening on PORT" once ready. Control, over the same TLS port:
   POST /_control  {"fail": 401|403|404|500|503|"garbage"|"close"|"notalist"|null,
-                   "delay": seconds, "expire_continue": bool, "tokens": [..]}
-  GET  /_stats    {"lists": N, "pages": N, "authorizations": [...], "writes": [...]}
+                   "fail_only": RESOURCE|null (fail only lists of that resource),
+                   "delay": seconds, "expire_continue": bool, "tokens": [..],
+                   "add": [objects], "remove": [names], "missing": [resources]}
+  GET  /_stats    {"lists": N, "pages": N, "listed": [paths of the last 50 lists],
+                   "authorizations": [...], "writes": [...]}
 
 Single objects, as the server's self-managed certificates use them:
 Secrets (GET, POST, PUT with resourceVersion conflicts) and webhook
@@ -31,8 +39,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 LOCK = threading.Lock()
-CONTROL = {"fail": None, "delay": 0.0, "expire_continue": False, "tokens": None}
-STATS = {"lists": 0, "pages": 0, "authorizations": [], "writes": []}
+CONTROL = {"fail": None, "fail_only": None, "delay": 0.0, "expire_continue": False, "tokens": None}
+# (group, resource) -> kind, for LIST
+RESOURCES = {("", "nodes"): "Node", ("", "pods"): "Pod", ("policy", "poddisruptionbudgets"): "PodDisruptionBudget",
+             ("longhorn.io", "volumes"): "Volume", ("longhorn.io", "instancemanagers"): "InstanceManager",
+             ("kubevirt.io", "kubevirts"): "KubeVirt", ("harvesterhci.io", "upgrades"): "Upgrade",
+             ("management.harvesterhci.io", "upgradeplans"): "UpgradePlan"}
+MISSING = set()  # resources answered with 404, as without their CRD
+STATS = {"lists": 0, "pages": 0, "listed": [], "authorizations": [], "writes": []}
 OBJECTS = {}  # (group, kind) -> list of objects
 SINGLES = {}  # API path -> object, for GET/POST/PUT/PATCH of one object
 RESOURCE_VERSION = [20000]
@@ -67,6 +81,48 @@ def volume(i, replicas, state, ns, pvc):
                                    "lastProbeTime": "", "lastTransitionTime": "2026-01-02T03:04:05Z"}
                                   for t in ("TooManySnapshots", "Scheduled", "Restore", "WaitForBackingImage")]},
     }
+
+
+def pod(i, app, ns, replicas_node):
+    """A pod of a Deployment as the API returns it, at its usual size."""
+    name = f"{app}-7d9f8c6b5-{i:05d}"
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "uid": f"pod-{i}", "resourceVersion": str(50000 + i),
+                     "creationTimestamp": "2026-01-02T03:04:05Z", "generateName": f"{app}-7d9f8c6b5-",
+                     "labels": {"app": app, "pod-template-hash": "7d9f8c6b5", "tier": "backend"},
+                     "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-02T03:04:05Z"},
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{app}-7d9f8c6b5",
+                                          "uid": f"rs-{app}", "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"nodeName": replicas_node, "serviceAccountName": "default", "restartPolicy": "Always",
+                 "containers": [{"name": "app", "image": f"registry.example/{app}:1.2.3",
+                                 "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                                 "env": [{"name": "MODE", "value": "production"}],
+                                 "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}]}],
+                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                                 {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+                 "volumes": [{"name": "kube-api-access", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}]}}]},
+        "status": {"phase": "Running", "podIP": f"10.52.{i // 250 % 250}.{i % 250}", "hostIP": "10.0.0.1", "qosClass": "Burstable",
+                   "startTime": "2026-01-02T03:04:05Z",
+                   "conditions": [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": "2026-01-02T03:04:06Z"}
+                                  for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                   "containerStatuses": [{"name": "app", "ready": True, "restartCount": 0, "started": True,
+                                          "image": f"registry.example/{app}:1.2.3", "imageID": "sha256:" + "ab" * 32,
+                                          "containerID": "containerd://" + "cd" * 32,
+                                          "state": {"running": {"startedAt": "2026-01-02T03:04:06Z"}}}]},
+    }
+
+
+def pdb(app, ns, replicas):
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": f"{app}-pdb", "namespace": ns, "uid": f"pdb-{app}", "resourceVersion": "777",
+                         "generation": 1, "creationTimestamp": "2026-01-02T03:04:05Z"},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": app}}},
+            "status": {"currentHealthy": replicas, "desiredHealthy": replicas - 1, "disruptionsAllowed": 1,
+                       "expectedPods": replicas, "observedGeneration": 1,
+                       "conditions": [{"type": "DisruptionAllowed", "status": "True", "reason": "SufficientPods",
+                                       "message": "", "observedGeneration": 1, "lastTransitionTime": "2026-01-02T03:04:05Z"}]}}
 
 
 def load_state(path):
@@ -152,6 +208,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_control":
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             with LOCK:
+                for o in body.pop("add", []):
+                    add(o)
+                gone = set(body.pop("remove", []))
+                for kind in OBJECTS:
+                    OBJECTS[kind] = [o for o in OBJECTS[kind] if o["metadata"]["name"] not in gone]
+                if "missing" in body:
+                    MISSING.clear()
+                    MISSING.update(body.pop("missing"))
+                PAGE_CACHE.clear()
                 CONTROL.update(body)
             return self.reply(200, b"{}")
         self.write("POST")
@@ -166,6 +231,9 @@ class Handler(BaseHTTPRequestHandler):
         """Delay, token check and injected failures, as for every API call."""
         with LOCK:
             control = dict(CONTROL)
+        if control["fail_only"] and control["fail_only"] not in urlparse(self.path).path.split("/"):
+            control["fail"] = None
+        with LOCK:
             STATS["pages"] += 1
             STATS["authorizations"].append(self.headers.get("Authorization", ""))
             del STATS["authorizations"][:-20]
@@ -287,8 +355,7 @@ class Handler(BaseHTTPRequestHandler):
             ns, rest = rest[1], rest[2:]
         if len(rest) != 1:
             return self.status(404, "NotFound", "the server could not find the requested resource")
-        kinds = {"nodes": "Node", "volumes": "Volume", "upgrades": "Upgrade"}
-        if rest[0] not in kinds or (group, rest[0]) not in {("", "nodes"), ("longhorn.io", "volumes")}:
+        if (group, rest[0]) not in RESOURCES or rest[0] in MISSING:
             return self.status(404, "NotFound", "the server could not find the requested resource")
         q = parse_qs(url.query)
         limit = int(q.get("limit", ["0"])[0])
@@ -302,10 +369,12 @@ class Handler(BaseHTTPRequestHandler):
         else:
             with LOCK:
                 STATS["lists"] += 1
+                STATS["listed"].append(url.path)
+                del STATS["listed"][:-50]
         # Like kube-apiserver (APIResponseCompression), large lists are sent
         # gzipped to clients that accept it.
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        body = page(group, kinds[rest[0]], version, ns, limit, offset, gzipped)
+        body = page(group, RESOURCES[(group, rest[0])], version, ns, limit, offset, gzipped)
         self.reply(200, body, encoding="gzip" if gzipped else None)
 
 
@@ -316,12 +385,27 @@ def main():
     ap.add_argument("--state")
     ap.add_argument("--volumes", type=int, default=0, help="generate N volumes, 1 in 50 single-replica detached")
     ap.add_argument("--nodes", type=int, default=0)
+    ap.add_argument("--pods", type=int, default=0, help="generate N Running, Ready pods in 200 namespaces")
+    ap.add_argument("--pdbs", type=int, default=0, help="generate N PDBs (maxUnavailable 1) over the pods' apps")
+    ap.add_argument("--missing", default="", help="resources answered with 404 (comma-separated)")
     ap.add_argument("--token")
     a = ap.parse_args()
+    MISSING.update(r for r in a.missing.split(",") if r)
     if a.state:
         load_state(a.state)
     for i in range(a.nodes):
-        add({"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i}"}})
+        labels = {"kubernetes.io/hostname": f"node-{i}", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}
+        if i < 3:
+            labels["node-role.kubernetes.io/control-plane"] = "true"
+        add({"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"node-{i}", "labels": labels}})
+    # Apps of 10 replicas each, spread over the nodes; the first --pdbs apps
+    # have a PDB.
+    apps = max(1, (a.pods + 9) // 10)
+    for i in range(a.pods):
+        app = i % apps
+        add(pod(i, f"app-{app}", f"ns-{app % 200}", f"node-{i % max(1, a.nodes)}"))
+    for app in range(min(a.pdbs, apps) if a.pods else 0):
+        add(pdb(f"app-{app}", f"ns-{app % 200}", len(range(app, a.pods, apps))))
     for i in range(a.volumes):
         single = i % 50 == 0
         add(volume(i, 1 if single else 3, "detached" if single else "attached", f"ns-{i % 7}", f"data-{i}"))

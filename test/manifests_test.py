@@ -194,7 +194,9 @@ for overlay, expected_policies in overlays.items():
     declared = set()
     for policy in registered:
         for read in next(v["reads"] for p, v in served.items() if p.endswith("/" + policy)):
-            declared.add(read.replace("in the Longhorn namespace", "in longhorn-system"))
+            declared.add(read.replace("in the Longhorn namespace", "in longhorn-system")
+                         .replace("in the KubeVirt namespace", "in harvester-system")
+                         .replace("in the upgrade namespace", "in harvester-system"))
     if self_managed:
         secret_ns = next(a.split("=", 1)[1] for a in c["args"] if a.startswith("--self-managed-certs=")).split("/")[0]
         declared |= {call.replace("in the Secret's namespace", f"in {secret_ns}") for call in self_managed_calls}

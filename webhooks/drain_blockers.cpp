@@ -141,7 +141,9 @@ std::vector<size_t> selected_pods(const KubeLabelSelector &selector, const Names
       const auto hit = ns.by_label.find(r.key + "=" + v);
       if (hit != ns.by_label.end()) merged.insert(merged.end(), hit->second.begin(), hit->second.end());
     }
+    // In [a, a] is valid and would list a pod twice.
     std::sort(merged.begin(), merged.end());
+    merged.erase(std::unique(merged.begin(), merged.end()), merged.end());
     candidates = &merged;
     break;
   }
@@ -196,8 +198,8 @@ void judge_instance_manager_pdb(const Json &pdb, const std::map<std::string, std
     return;
   }
   if (!pinned.empty() && pinned != manager->second) {
-    report.blockers.push_back({object_name(pdb), "longhorn.io/node " + pinned + " but instance manager " +
-                                                     name + " is on node " + manager->second +
+    report.blockers.push_back({object_name(pdb), "longhorn.io/node " + pinned +
+                                                     " but its instance manager is on " + manager->second +
                                                      ": Longhorn never deletes it (#3730); delete this PDB"});
   }
 }
@@ -264,10 +266,10 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
       const auto &fit = placement.fitting(*facts[p].pod);
       if (fit.size() > 1) continue;
       placement_reported = true;
-      reasons[i].push_back("pod " + facts[p].name + " can be scheduled " +
-                           (fit.empty() ? std::string("on no schedulable node") : "only on node " + fit[0]) +
-                           " and the budget needs " + std::to_string(desired.get<long long>()) +
-                           " healthy: its replacement cannot start elsewhere");
+      reasons[i].push_back("pod " + facts[p].name + " fits " +
+                           (fit.empty() ? std::string("no schedulable node") : "only node " + fit[0]) +
+                           " and " + std::to_string(desired.get<long long>()) +
+                           " must stay healthy: no replacement can start elsewhere");
     }
   }
   // Rule 2: the Eviction API refuses a pod with more than one budget. Each
@@ -283,7 +285,7 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
         if (j != i) others.push_back(names[j]);
       }
       reasons[i].push_back("pod " + f.name + " is also selected by " + join(others, ", ") +
-                           ": the Eviction API refuses a pod with more than one budget");
+                           ", and a pod with two budgets is never evicted");
     }
   }
   for (size_t i = 0; i < pdbs.size(); ++i) {

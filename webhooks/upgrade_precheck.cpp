@@ -52,7 +52,7 @@ void print_text(const UpgradeGuard::Evaluation &result, const ClusterView &view,
     std::cout << "ALLOWED: an upgrade created now would be admitted\n";
     return;
   }
-  std::cout << "REFUSED (" << d.code << " " << d.reason << "): " << d.message << "\n";
+  std::cout << "REFUSED: " << d.message << "\n";
   if (!result.offending.empty()) std::cout << "(! marks what causes the refusal)\n";
 }
 
