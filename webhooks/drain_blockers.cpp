@@ -66,15 +66,6 @@ std::string object_name(const Json &obj) {
   return ns.empty() ? name : ns + "/" + name;
 }
 
-// A pod as the drain sees it.
-struct PodFacts {
-  const Json *pod = nullptr;
-  std::string name;          // namespace/name
-  bool live = false;         // counts towards a PDB: not Succeeded/Failed, not terminating
-  bool evicted = false;      // the drain evicts it, and the eviction respects PDBs
-  std::vector<size_t> pdbs;  // the judged PDBs that select it
-};
-
 bool has_condition(const Json &obj, const char *type, const char *status) {
   const Json &conditions = member_or_null(member_or_null(obj, "status"), "conditions");
   return conditions.is_array() && std::any_of(conditions.begin(), conditions.end(), [&](const Json &c) {
@@ -93,18 +84,6 @@ bool drain_skips(const Json &pod) {
          });
 }
 
-PodFacts facts_of(const Json &pod) {
-  PodFacts f;
-  f.pod = &pod;
-  f.name = object_name(pod);
-  const std::string phase = text_of(member_or_null(member_or_null(pod, "status"), "phase"));
-  const bool terminating = !member_or_null(member_or_null(pod, "metadata"), "deletionTimestamp").is_null();
-  f.live = !terminating && phase != "Succeeded" && phase != "Failed";
-  // Pending pods and not-Ready ones are evicted regardless of the budget.
-  f.evicted = f.live && phase == "Running" && has_condition(pod, "Ready", "True") && !drain_skips(pod);
-  return f;
-}
-
 // Pods of one namespace, with an index from "key=value" to the pods that
 // carry that label, so a PDB's selector looks only at candidates: 1,000
 // PDBs over 10,000 pods in one namespace would otherwise be 10 million
@@ -114,13 +93,12 @@ struct NamespacePods {
   std::unordered_map<std::string, std::vector<size_t>> by_label;
 };
 
-std::map<std::string, NamespacePods> index_pods(const std::vector<PodFacts> &pods) {
+std::map<std::string, NamespacePods> index_pods(const std::vector<PodDigest> &pods) {
   std::map<std::string, NamespacePods> out;
   for (size_t i = 0; i < pods.size(); ++i) {
-    const Json &meta = member_or_null(*pods[i].pod, "metadata");
-    NamespacePods &ns = out[text_of(member_or_null(meta, "namespace"))];
+    NamespacePods &ns = out[pods[i].namespace_name];
     ns.all.push_back(i);
-    const Json &labels = member_or_null(meta, "labels");
+    const Json &labels = pods[i].labels;
     if (!labels.is_object()) continue;
     for (auto it = labels.begin(); it != labels.end(); ++it) {
       if (it->is_string()) ns.by_label[it.key() + "=" + it->get<std::string>()].push_back(i);
@@ -131,7 +109,7 @@ std::map<std::string, NamespacePods> index_pods(const std::vector<PodFacts> &pod
 
 // The pods of `ns` that `selector` selects, in pod order.
 std::vector<size_t> selected_pods(const KubeLabelSelector &selector, const NamespacePods &ns,
-                                  const std::vector<PodFacts> &pods) {
+                                  const std::vector<PodDigest> &pods) {
   if (selector.selects_nothing()) return {};
   const std::vector<size_t> *candidates = &ns.all;
   std::vector<size_t> merged;
@@ -149,31 +127,27 @@ std::vector<size_t> selected_pods(const KubeLabelSelector &selector, const Names
   }
   std::vector<size_t> out;
   for (size_t i : *candidates) {
-    if (selector.matches(member_or_null(member_or_null(*pods[i].pod, "metadata"), "labels")))
-      out.push_back(i);
+    if (selector.matches(pods[i].labels)) out.push_back(i);
   }
   return out;
 }
 
-// The nodes a pod's replacement could be scheduled on, cached by the pod's
-// placement: the pods of one workload share it.
+// The nodes a pod's replacement could be scheduled on, once per placement:
+// the pods of one workload share it.
 class PlacementCache {
  public:
   explicit PlacementCache(const std::vector<Json> &nodes) : nodes_(nodes) {}
-  const std::vector<std::string> &fitting(const Json &pod) {
-    const Json &spec = member_or_null(pod, "spec");
-    const Json &required = member_or_null(member_or_null(member_or_null(spec, "affinity"), "nodeAffinity"),
-                                          "requiredDuringSchedulingIgnoredDuringExecution");
-    std::string key = member_or_null(spec, "nodeSelector").dump();
-    key.append("|").append(required.dump()).append("|").append(member_or_null(spec, "tolerations").dump());
-    auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, node_names_fitting(spec, nodes_)).first;
+  const std::vector<std::string> &fitting(const PodDigest &pod) {
+    static const Json kAnywhere = Json::object();
+    const Json *placement = pod.placement ? pod.placement.get() : &kAnywhere;
+    auto it = cache_.find(placement);
+    if (it == cache_.end()) it = cache_.emplace(placement, node_names_fitting(*placement, nodes_)).first;
     return it->second;
   }
 
  private:
   const std::vector<Json> &nodes_;
-  std::unordered_map<std::string, std::vector<std::string>> cache_;
+  std::unordered_map<const Json *, std::vector<std::string>> cache_;
 };
 
 std::string join(const std::vector<std::string> &items, const char *separator) {
@@ -206,15 +180,60 @@ void judge_instance_manager_pdb(const Json &pdb, const std::map<std::string, std
 
 }  // namespace
 
+void PodDigests::add(const Json &pod) {
+  PodDigest d;
+  const Json &meta = member_or_null(pod, "metadata");
+  d.namespace_name = text_of(member_or_null(meta, "namespace"));
+  d.name = d.namespace_name + "/" + text_of(member_or_null(meta, "name"));
+  const Json &labels = member_or_null(meta, "labels");
+  if (labels.is_object()) d.labels = labels;
+  const std::string phase = text_of(member_or_null(member_or_null(pod, "status"), "phase"));
+  const bool terminating = !member_or_null(meta, "deletionTimestamp").is_null();
+  d.live = !terminating && phase != "Succeeded" && phase != "Failed";
+  // Pending pods and not-Ready ones are evicted regardless of the budget.
+  d.evicted = d.live && phase == "Running" && has_condition(pod, "Ready", "True") && !drain_skips(pod);
+  if (d.evicted) {
+    const Json &spec = member_or_null(pod, "spec");
+    Json placement = Json::object();
+    for (const char *key : {"nodeSelector", "tolerations"}) {
+      if (!member_or_null(spec, key).is_null()) placement[key] = spec[key];
+    }
+    const Json &required = member_or_null(member_or_null(member_or_null(spec, "affinity"), "nodeAffinity"),
+                                          "requiredDuringSchedulingIgnoredDuringExecution");
+    if (!required.is_null())
+      placement["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = required;
+    std::string key = placement.dump();
+    auto it = placements_.find(key);
+    if (it == placements_.end()) {
+      it = placements_.emplace(std::move(key), std::make_shared<const Json>(std::move(placement))).first;
+    }
+    d.placement = it->second;
+  }
+  pods_.push_back(std::move(d));
+}
+
+void PodDigests::clear() {
+  pods_.clear();
+  placements_.clear();
+}
+
 DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const std::vector<Json> &pods,
                                            const std::vector<Json> &nodes,
                                            const std::vector<Json> &instance_managers,
                                            const std::string &longhorn_namespace) {
+  PodDigests digests;
+  for (const auto &p : pods) digests.add(p);
+  return pod_disruption_budget_blockers(pdbs, digests.pods(), nodes, instance_managers, longhorn_namespace);
+}
+
+DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const std::vector<PodDigest> &pods,
+                                           const std::vector<Json> &nodes,
+                                           const std::vector<Json> &instance_managers,
+                                           const std::string &longhorn_namespace) {
   DrainReport report;
-  std::vector<PodFacts> facts;
-  facts.reserve(pods.size());
-  for (const auto &p : pods) facts.push_back(facts_of(p));
-  const auto by_namespace = index_pods(facts);
+  const auto by_namespace = index_pods(pods);
+  // The judged PDBs that select each pod the drain evicts.
+  std::vector<std::vector<size_t>> budgets_of(pods.size());
   std::map<std::string, std::string> manager_nodes;
   for (const auto &im : instance_managers) {
     manager_nodes[text_of(member_or_null(member_or_null(im, "metadata"), "name"))] =
@@ -247,12 +266,12 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
     }
     const auto ns = by_namespace.find(text_of(member_or_null(member_or_null(pdb, "metadata"), "namespace")));
     if (ns == by_namespace.end()) continue;
-    const auto selected = selected_pods(selector, ns->second, facts);
+    const auto selected = selected_pods(selector, ns->second, pods);
     size_t live = 0;
     bool evicts = false;
     for (size_t p : selected) {
-      live += facts[p].live;
-      evicts = evicts || facts[p].evicted;
+      live += pods[p].live;
+      evicts = evicts || pods[p].evicted;
     }
     if (!evicts) continue;  // nothing the drain would evict under this budget
     if (auto why = never_allows_disruption(pdb, live)) reasons[i].push_back(*why);
@@ -260,13 +279,13 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
     const bool needs_healthy = desired.is_number_integer() && desired.get<long long>() >= 1;
     bool placement_reported = false;
     for (size_t p : selected) {
-      if (!facts[p].evicted) continue;
-      facts[p].pdbs.push_back(i);
+      if (!pods[p].evicted) continue;
+      budgets_of[p].push_back(i);
       if (!needs_healthy || placement_reported) continue;
-      const auto &fit = placement.fitting(*facts[p].pod);
+      const auto &fit = placement.fitting(pods[p]);
       if (fit.size() > 1) continue;
       placement_reported = true;
-      reasons[i].push_back("pod " + facts[p].name + " fits " +
+      reasons[i].push_back("pod " + pods[p].name + " fits " +
                            (fit.empty() ? std::string("no schedulable node") : "only node " + fit[0]) +
                            " and " + std::to_string(desired.get<long long>()) +
                            " must stay healthy: no replacement can start elsewhere");
@@ -275,16 +294,16 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
   // Rule 2: the Eviction API refuses a pod with more than one budget. Each
   // PDB names the first such pod.
   std::vector<bool> overlap_named(pdbs.size(), false);
-  for (const auto &f : facts) {
-    if (f.pdbs.size() < 2) continue;
-    for (size_t i : f.pdbs) {
+  for (size_t p = 0; p < pods.size(); ++p) {
+    if (budgets_of[p].size() < 2) continue;
+    for (size_t i : budgets_of[p]) {
       if (overlap_named[i]) continue;
       overlap_named[i] = true;
       std::vector<std::string> others;
-      for (size_t j : f.pdbs) {
+      for (size_t j : budgets_of[p]) {
         if (j != i) others.push_back(names[j]);
       }
-      reasons[i].push_back("pod " + f.name + " is also selected by " + join(others, ", ") +
+      reasons[i].push_back("pod " + pods[p].name + " is also selected by " + join(others, ", ") +
                            ", and a pod with two budgets is never evicted");
     }
   }

@@ -5,8 +5,10 @@
 
 #include "hci_admission/json/json.hpp"
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace hci_admission::webhooks {
@@ -37,6 +39,34 @@ struct DrainReport {
   std::vector<std::string> warnings;  // sorted
 };
 
+// What the pod-disruption-budgets check keeps of a pod.
+struct PodDigest {
+  std::string name;  // namespace/name
+  std::string namespace_name;
+  Json labels;           // metadata.labels
+  bool live = false;     // counts towards a PDB: not Succeeded/Failed, not terminating
+  bool evicted = false;  // the drain evicts it and the eviction respects PDBs:
+                         // Running, Ready, not terminating, not a DaemonSet or mirror pod
+  // A pod spec holding only nodeSelector, required node affinity and
+  // tolerations; pods placed alike share one.
+  std::shared_ptr<const Json> placement;
+};
+
+// Pods digested as they are listed, so the whole list is never held.
+class PodDigests {
+ public:
+  // Fields read: /metadata/{name,namespace,labels,deletionTimestamp,
+  // ownerReferences}, /status/{phase,conditions}, /spec/{nodeSelector,
+  // tolerations,affinity/nodeAffinity/requiredDuringScheduling...}.
+  void add(const Json &pod);
+  void clear();
+  const std::vector<PodDigest> &pods() const { return pods_; }
+
+ private:
+  std::vector<PodDigest> pods_;
+  std::unordered_map<std::string, std::shared_ptr<const Json>> placements_;
+};
+
 // Check 3, pod-disruption-budgets. A PDB is judged when it selects at least
 // one pod the drain would evict (Running, Ready, not terminating, not a
 // DaemonSet or mirror pod) and blocks when
@@ -50,11 +80,14 @@ struct DrainReport {
 // longhorn.io/node matches the nodeID of the instance manager they are
 // named after (#3730); KubeVirt evacuation PDBs give a warning. A selector
 // Kubernetes would refuse gives a warning too.
-// Fields read: pods /metadata/{name,namespace,labels,deletionTimestamp,
-// ownerReferences}, /status/{phase,conditions}, /spec/{nodeSelector,
-// tolerations,affinity/nodeAffinity/requiredDuringScheduling...}; PDBs
-// /metadata/{name,namespace}, /spec, /status/{desiredHealthy,conditions};
-// nodes as pod_fits_node; instance managers /metadata/name, /spec/nodeID.
+// Fields read: PDBs /metadata/{name,namespace}, /spec,
+// /status/{desiredHealthy,conditions}; nodes as pod_fits_node; instance
+// managers /metadata/name, /spec/nodeID.
+DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const std::vector<PodDigest> &pods,
+                                           const std::vector<Json> &nodes,
+                                           const std::vector<Json> &instance_managers,
+                                           const std::string &longhorn_namespace);
+// The same from whole pod objects.
 DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const std::vector<Json> &pods,
                                            const std::vector<Json> &nodes,
                                            const std::vector<Json> &instance_managers,

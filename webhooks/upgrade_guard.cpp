@@ -4,6 +4,7 @@
 #include "upgrade_progress.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 namespace hci_admission::webhooks {
@@ -67,26 +68,34 @@ enum Read : size_t {
 std::vector<ListQuery> queries(const UpgradeGuard::Namespaces &ns) {
   std::vector<ListQuery> q(kReads);
   q[kNodes] = {{"", "v1", "nodes", "Node", ""},
-               {"/metadata/name", "/metadata/labels", "/spec/taints", "/spec/unschedulable"}};
+               {"/metadata/name", "/metadata/labels", "/spec/taints", "/spec/unschedulable"},
+               {}};
   q[kVolumes] = {{"longhorn.io", "v1beta2", "volumes", "Volume", ns.longhorn},
                  {"/metadata/name", "/spec/numberOfReplicas", "/status/state",
-                  "/status/kubernetesStatus/namespace", "/status/kubernetesStatus/pvcName"}};
+                  "/status/kubernetesStatus/namespace", "/status/kubernetesStatus/pvcName"},
+                 {}};
   q[kKubeVirts] = {{"kubevirt.io", "v1", "kubevirts", "KubeVirt", ns.kubevirt},
-                   {"/metadata/name", "/metadata/namespace", "/spec/infra/nodePlacement"}};
+                   {"/metadata/name", "/metadata/namespace", "/spec/infra/nodePlacement"},
+                   {}};
   q[kPods] = {
       {"", "v1", "pods", "Pod", ""},
       {"/metadata/name", "/metadata/namespace", "/metadata/labels", "/metadata/deletionTimestamp",
        "/metadata/ownerReferences", "/status/phase", "/status/conditions", "/spec/nodeSelector",
-       "/spec/tolerations", "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"}};
+       "/spec/tolerations", "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution"},
+      {}};
   q[kPdbs] = {
       {"policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", ""},
-      {"/metadata/name", "/metadata/namespace", "/spec", "/status/desiredHealthy", "/status/conditions"}};
+      {"/metadata/name", "/metadata/namespace", "/spec", "/status/desiredHealthy", "/status/conditions"},
+      {}};
   q[kInstanceManagers] = {{"longhorn.io", "v1beta2", "instancemanagers", "InstanceManager", ns.longhorn},
-                          {"/metadata/name", "/spec/nodeID"}};
+                          {"/metadata/name", "/spec/nodeID"},
+                          {}};
   q[kUpgrades] = {{"harvesterhci.io", "v1beta1", "upgrades", "Upgrade", ns.upgrades},
-                  {"/metadata/name", "/metadata/namespace", "/metadata/labels"}};
+                  {"/metadata/name", "/metadata/namespace", "/metadata/labels"},
+                  {}};
   q[kUpgradePlans] = {{"management.harvesterhci.io", "v1beta1", "upgradeplans", "UpgradePlan", ""},
-                      {"/metadata/name", "/status/conditions", "/status/currentPhase"}};
+                      {"/metadata/name", "/status/conditions", "/status/currentPhase"},
+                      {}};
   return q;
 }
 
@@ -111,25 +120,19 @@ std::string blocker_list(const std::vector<Blocker> &blockers, size_t limit) {
   return out;
 }
 
-std::vector<Volume> single_replica_volumes(const std::vector<Json> &volumes) {
-  std::vector<Volume> out;
-  for (const auto &v : volumes) {
-    const Json &replicas = member_or_null(member_or_null(v, "spec"), "numberOfReplicas");
-    if (!replicas.is_number_integer() || replicas.get<int64_t>() != 1) continue;
-    const Json &status = member_or_null(v, "status");
-    const Json &kube = member_or_null(status, "kubernetesStatus");
-    Volume vol;
-    vol.name = text_of(member_or_null(member_or_null(v, "metadata"), "name"));
-    vol.state = text_of(member_or_null(status, "state"));
-    vol.active = vol.state == "creating" || vol.state == "attached" || vol.state == "attaching";
-    const std::string pvc = text_of(member_or_null(kube, "pvcName"));
-    vol.pvc = pvc.empty() ? vol.name : text_of(member_or_null(kube, "namespace")) + "/" + pvc;
-    out.push_back(std::move(vol));
-  }
-  std::sort(out.begin(), out.end(), [](const Volume &a, const Volume &b) {
-    return a.pvc < b.pvc || (a.pvc == b.pvc && a.name < b.name);
-  });
-  return out;
+// The volume as the guard reports it, when it has a single replica.
+std::optional<Volume> single_replica_volume(const Json &v) {
+  const Json &replicas = member_or_null(member_or_null(v, "spec"), "numberOfReplicas");
+  if (!replicas.is_number_integer() || replicas.get<int64_t>() != 1) return std::nullopt;
+  const Json &status = member_or_null(v, "status");
+  const Json &kube = member_or_null(status, "kubernetesStatus");
+  Volume vol;
+  vol.name = text_of(member_or_null(member_or_null(v, "metadata"), "name"));
+  vol.state = text_of(member_or_null(status, "state"));
+  vol.active = vol.state == "creating" || vol.state == "attached" || vol.state == "attaching";
+  const std::string pvc = text_of(member_or_null(kube, "pvcName"));
+  vol.pvc = pvc.empty() ? vol.name : text_of(member_or_null(kube, "namespace")) + "/" + pvc;
+  return vol;
 }
 
 // What the annotations ask for; `error` set when they cannot be followed.
@@ -193,10 +196,14 @@ void skip(UpgradeGuard::Evaluation &e, std::initializer_list<const char *> names
   }
 }
 
-void judge_single_replica(UpgradeGuard::Evaluation &e, const std::vector<Json> &volumes, bool skip_detached) {
+void judge_single_replica(UpgradeGuard::Evaluation &e, std::vector<Volume> single_replica,
+                          bool skip_detached) {
   auto &c = check(e, UpgradeGuard::kSingleReplicaVolumes);
   c.state = UpgradeGuard::CheckState::Passed;
-  e.single_replica = single_replica_volumes(volumes);
+  std::sort(single_replica.begin(), single_replica.end(), [](const Volume &a, const Volume &b) {
+    return a.pvc < b.pvc || (a.pvc == b.pvc && a.name < b.name);
+  });
+  e.single_replica = std::move(single_replica);
   std::vector<Volume> detached;
   for (const auto &v : e.single_replica) (!skip_detached || v.active ? e.offending : detached).push_back(v);
   for (const auto &v : e.offending) c.objects.push_back({v.pvc, v.state.empty() ? "no state" : v.state});
@@ -232,10 +239,10 @@ void judge_kubevirt_placement(UpgradeGuard::Evaluation &e, const std::vector<Jso
 }
 
 void judge_pod_disruption_budgets(UpgradeGuard::Evaluation &e, const std::vector<std::vector<Json>> &lists,
-                                  const std::string &longhorn_namespace) {
+                                  const PodDigests &pods, const std::string &longhorn_namespace) {
   auto &c = check(e, UpgradeGuard::kPodDisruptionBudgets);
   c.state = UpgradeGuard::CheckState::Passed;
-  DrainReport report = pod_disruption_budget_blockers(lists[kPdbs], lists[kPods], lists[kNodes],
+  DrainReport report = pod_disruption_budget_blockers(lists[kPdbs], pods.pods(), lists[kNodes],
                                                       lists[kInstanceManagers], longhorn_namespace);
   for (auto &w : report.warnings) e.decision.warn(std::string(UpgradeGuard::kName) + ": " + w);
   if (report.blockers.empty()) return;
@@ -331,8 +338,17 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
     out.decision = invalid(bypass.error);
     return out;
   }
-  // Read only what the checks that run need, all at once.
+  // Read only what the checks that run need, all at once. Volumes and pods,
+  // the long lists, are digested as they come instead of held.
   std::vector<ListQuery> all = queries(namespaces_);
+  std::vector<Volume> single_replica;
+  all[kVolumes].sink = ListSink{[&](Json &&v) {
+                                  if (auto vol = single_replica_volume(v))
+                                    single_replica.push_back(std::move(*vol));
+                                },
+                                [&] { single_replica.clear(); }};
+  PodDigests pods;
+  all[kPods].sink = ListSink{[&](Json &&p) { pods.add(p); }, [&] { pods.clear(); }};
   std::vector<size_t> wanted = {kUpgrades, kUpgradePlans};
   if (!bypass.skip_webhook) {
     wanted.insert(wanted.end(), {kNodes, kVolumes});
@@ -400,7 +416,7 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
                                           "and PodDisruptionBudgets not checked");
     return out;
   }
-  judge_single_replica(out, lists[kVolumes], bypass.skip_detached);
+  judge_single_replica(out, std::move(single_replica), bypass.skip_detached);
   for (const auto &name : skippable_checks()) {
     if (!bypass.skip_checks.count(name)) continue;
     skip(out, {name.c_str()}, std::string("skipped by ") + kSkipChecksAnnotation);
@@ -409,7 +425,7 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
   if (!bypass.skip_checks.count(kKubeVirtPlacement))
     judge_kubevirt_placement(out, lists[kKubeVirts], lists[kNodes]);
   if (!bypass.skip_checks.count(kPodDisruptionBudgets)) {
-    judge_pod_disruption_budgets(out, lists, namespaces_.longhorn);
+    judge_pod_disruption_budgets(out, lists, pods, namespaces_.longhorn);
   }
 
   // One refusal for every failing check, in the checks' order, so that the

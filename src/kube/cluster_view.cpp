@@ -17,12 +17,21 @@ std::string ResourceRef::describe() const {
   return out;
 }
 
+void ClusterView::list_each(const ResourceRef &resource, const std::vector<std::string> &fields,
+                            Deadline deadline, const ListSink &sink) const {
+  for (auto &item : list(resource, fields, deadline)) sink.item(std::move(item));
+}
+
 std::vector<ListResult> list_concurrently(const ClusterView &view, const std::vector<ListQuery> &queries,
                                           Deadline deadline) {
   auto read = [&](const ListQuery &q) {
     ListResult r;
     try {
-      r.items = view.list(q.resource, q.fields, deadline);
+      if (q.sink) {
+        view.list_each(q.resource, q.fields, deadline, *q.sink);
+      } else {
+        r.items = view.list(q.resource, q.fields, deadline);
+      }
     } catch (const ResourceNotServed &e) {
       r.error = e.what();
       r.not_served = true;
@@ -111,9 +120,15 @@ std::unique_ptr<StaticClusterView> StaticClusterView::from_path(const std::strin
 }
 
 std::vector<Json> StaticClusterView::list(const ResourceRef &resource, const std::vector<std::string> &fields,
-                                          Deadline) const {
-  const FieldMask mask = FieldMask::of(fields);
+                                          Deadline deadline) const {
   std::vector<Json> out;
+  list_each(resource, fields, deadline, {[&](Json &&item) { out.push_back(std::move(item)); }});
+  return out;
+}
+
+void StaticClusterView::list_each(const ResourceRef &resource, const std::vector<std::string> &fields,
+                                  Deadline, const ListSink &sink) const {
+  const FieldMask mask = FieldMask::of(fields);
   for (const auto &o : objects_) {
     const std::string api_version = o.value("apiVersion", "");
     const std::string group =
@@ -126,9 +141,8 @@ std::vector<Json> StaticClusterView::list(const ResourceRef &resource, const std
     // The same pruning as a live read, so that policies see the same thing.
     const std::string text = o.dump();
     const JsonIndex index = validate_json(text);
-    out.push_back(mask.extract(JsonView(index)));
+    sink.item(mask.extract(JsonView(index)));
   }
-  return out;
 }
 
 }  // namespace hci_admission

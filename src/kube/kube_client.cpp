@@ -112,7 +112,8 @@ std::string status_message(const std::string &body) {
 }  // namespace
 
 void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
-                     std::vector<Json> &items, const std::function<void(const std::string &)> &on_continue) {
+                     const std::function<void(Json &&)> &item,
+                     const std::function<void(const std::string &)> &on_continue) {
   const JsonIndex index = [&] {
     try {
       return validate_json(body);
@@ -139,7 +140,7 @@ void parse_list_page(std::string_view body, const FieldMask &mask, const std::st
   if (!page_items && !empty_list) throw ClusterReadError(what + ": the answer is not a list (no items)");
   on_continue(next);
   try {
-    if (page_items) page_items->for_each_element([&](JsonView item) { items.push_back(mask.extract(item)); });
+    if (page_items) page_items->for_each_element([&](JsonView v) { item(mask.extract(v)); });
   } catch (const std::exception &e) {  // the validator should have refused it first
     throw ClusterReadError(what + ": an item cannot be read (" + e.what() + ")");
   }
@@ -308,6 +309,14 @@ void LiveClusterView::release(std::unique_ptr<httplib::SSLClient> client) const 
 
 std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<std::string> &fields,
                                         Deadline deadline) const {
+  std::vector<Json> items;
+  list_each(r, fields, deadline,
+            {[&](Json &&item) { items.push_back(std::move(item)); }, [&] { items.clear(); }});
+  return items;
+}
+
+void LiveClusterView::list_each(const ResourceRef &r, const std::vector<std::string> &fields,
+                                Deadline deadline, const ListSink &sink) const {
   const FieldMask mask = FieldMask::of(fields);
   std::string base = r.group.empty() ? "/api/" + r.version : "/apis/" + r.group + "/" + r.version;
   if (!r.namespace_name.empty()) base += "/namespaces/" + r.namespace_name;
@@ -354,7 +363,6 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
     return page;
   };
 
-  std::vector<Json> items;
   bool restarted = false;
   bool continued = false;
   ApiReply page = fetch("");
@@ -363,7 +371,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
       // The continue token expired mid-list: start over once.
       restarted = true;
       continued = false;
-      items.clear();
+      sink.restart();
       page = fetch("");
       continue;
     }
@@ -374,7 +382,7 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
     std::future<ApiReply> next_page;
     // The next page is fetched while this one is taken apart: the two take
     // about as long, and the API server works meanwhile.
-    parse_list_page(page.body, mask, what, items, [&](const std::string &token) {
+    parse_list_page(page.body, mask, what, sink.item, [&](const std::string &token) {
       next = token;
       if (!next.empty()) next_page = std::async(std::launch::async, fetch, next);
     });
@@ -383,7 +391,6 @@ std::vector<Json> LiveClusterView::list(const ResourceRef &r, const std::vector<
     continued = true;
   }
   release(std::move(client));
-  return items;
 }
 
 ApiReply LiveClusterView::request(const std::string &method, const std::string &path, const std::string &body,

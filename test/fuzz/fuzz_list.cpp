@@ -9,8 +9,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
                      "/status/kubernetesStatus/pvcName", "/status/kubernetesStatus/namespace"});
   std::vector<Json> items;
   try {
-    parse_list_page(std::string_view(reinterpret_cast<const char *>(d), n), mask, "fuzz", items,
-                    [](const std::string &) {});
+    parse_list_page(
+        std::string_view(reinterpret_cast<const char *>(d), n), mask, "fuzz",
+        [&](Json &&item) { items.push_back(std::move(item)); }, [](const std::string &) {});
     for (const auto &item : items) item.dump();
   } catch (const ClusterReadError &) {
   }

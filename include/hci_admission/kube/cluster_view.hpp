@@ -7,7 +7,9 @@
 #include "hci_admission/json/json_scan.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -44,6 +46,14 @@ class ResourceNotServed : public ClusterReadError {
 
 using Deadline = std::chrono::steady_clock::time_point;
 
+// Where list_each hands the objects: `item` for each, as its page is read;
+// `restart` when the list starts over (an expired continue token), so that
+// what came before is dropped.
+struct ListSink {
+  std::function<void(Json &&)> item;
+  std::function<void()> restart = [] {};
+};
+
 class ClusterView {
  public:
   virtual ~ClusterView() = default;
@@ -51,14 +61,22 @@ class ClusterView {
   // see FieldMask). Throws ClusterReadError; never returns a partial list.
   virtual std::vector<Json> list(const ResourceRef &resource, const std::vector<std::string> &fields,
                                  Deadline deadline) const = 0;
+  // The same objects, one at a time, for a caller that keeps only a digest
+  // of each: 10,000 pods held as Json took 80 MiB, their digest 7 MiB.
+  // Throws as list(); after a throw the sink has seen part of the list.
+  // This default reads the whole list first.
+  virtual void list_each(const ResourceRef &resource, const std::vector<std::string> &fields,
+                         Deadline deadline, const ListSink &sink) const;
   // "offline state from F" or "the Kubernetes API at https://..."
   virtual std::string describe() const = 0;
 };
 
-// One LIST of several made together, and what it gave.
+// One LIST of several made together, and what it gave. With a sink the
+// objects go there (list_each) and the result holds none.
 struct ListQuery {
   ResourceRef resource;
   std::vector<std::string> fields;
+  std::optional<ListSink> sink;
 };
 struct ListResult {
   std::vector<Json> items;
@@ -85,6 +103,8 @@ class StaticClusterView : public ClusterView {
 
   std::vector<Json> list(const ResourceRef &resource, const std::vector<std::string> &fields,
                          Deadline deadline) const override;
+  void list_each(const ResourceRef &resource, const std::vector<std::string> &fields, Deadline deadline,
+                 const ListSink &sink) const override;
   std::string describe() const override { return source_; }
 
  private:

@@ -34,13 +34,14 @@ struct KubeCredentials {
       const std::string &sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 };
 
-// One page of a LIST answer: appends its items, with only `mask`'s fields,
-// to `items`. `on_continue` gets the continue token ("" on the last page)
-// before the items are taken apart, so the next page can be fetched
-// meanwhile. Throws ClusterReadError("<what>: ...") for anything that is
-// not a list.
+// One page of a LIST answer: hands its items, with only `mask`'s fields,
+// to `item` one by one. `on_continue` gets the continue token ("" on the
+// last page) before the items are taken apart, so the next page can be
+// fetched meanwhile. Throws ClusterReadError("<what>: ...") for anything
+// that is not a list.
 void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
-                     std::vector<Json> &items, const std::function<void(const std::string &)> &on_continue);
+                     const std::function<void(Json &&)> &item,
+                     const std::function<void(const std::string &)> &on_continue);
 
 // One API answer: the HTTP status and the body as sent.
 struct ApiReply {
@@ -72,6 +73,8 @@ class LiveClusterView : public ClusterView, public KubeApi {
 
   std::vector<Json> list(const ResourceRef &resource, const std::vector<std::string> &fields,
                          Deadline deadline) const override;
+  void list_each(const ResourceRef &resource, const std::vector<std::string> &fields, Deadline deadline,
+                 const ListSink &sink) const override;
   ApiReply request(const std::string &method, const std::string &path, const std::string &body,
                    const std::string &content_type, Deadline deadline) const override;
   std::string describe() const override;
