@@ -30,15 +30,6 @@ int main(int argc, char **argv) {
   // hostile 7 MiB bodies peaked at 38 MiB RSS with the sliding threshold,
   // 32 MiB with it fixed at glibc's default.
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-  // One malloc arena for every thread. The upgrade guard lists eight kinds
-  // on eight short-lived threads, and glibc gave each its own arena that
-  // kept what it freed: over 10,000 volumes, 10,000 pods and 1,000 PDBs
-  // peak RSS climbed from 50 to 429 MiB in six reviews with the default
-  // arenas, held at 38.6 MiB with two and 32.3 MiB with one, which also
-  // answered fastest (300 ms against 450 and 500 ms: no memory moving
-  // between arenas). glibc's per-thread cache keeps the shared arena off
-  // the request path (compare.py figures in ARCHITECTURE.md).
-  mallopt(M_ARENA_MAX, 1);
   // Signals go to one thread that waits for them; a closed peer must not
   // kill the process through SIGPIPE.
   sigset_t stop_signals;

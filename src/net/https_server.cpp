@@ -560,6 +560,13 @@ class HttpsServer::Loop {
           HttpReply reply = server.handle_safely(
               {job->method, job->path, job->content_type, body, job->query, &job->client_names});
           self->complete(job->fd, job->id, std::move(reply), std::move(job->bytes));
+          // A blocking request read the cluster, on threads of its own whose
+          // malloc arenas keep what was freed. Giving it back at once keeps
+          // one review's peak from stacking on the last: the upgrade guard
+          // over 10,000 volumes, 10,000 pods and 1,000 PDBs peaked at 56 MiB
+          // after 90 reviews without this. Such requests are rare (an
+          // upgrade); the trim costs about a millisecond.
+          malloc_trim(0);
         });
         return;
       }
