@@ -105,11 +105,31 @@ startup_error() {
   else fail "$what: rc=$rc output: $out"; fi
 }
 
-# The fake kube-apiserver (test/fake_apiserver.py): its certificates, and
-# stopping it.
+# The fake kube-apiserver (test/fake_apiserver.py): its certificates,
+# starting and stopping it, and calling it.
 api_pid=""
+api_token=""
 make_api_certs() { "$src/certs/make-certs.sh" -s kubernetes -n default -d 2 "$work/api-certs" >/dev/null 2>&1; }
 stop_api() { [ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null; api_pid=""; }
+# start_api ARGS...: makes its certificates and starts it with ARGS; sets
+# api_pid and api_port (exported, with api and control, for bash -c checks).
+start_api() {
+  make_api_certs
+  "$py" "$src/test/fake_apiserver.py" --certs "$work/api-certs" "$@" >"$work/api.log" 2>&1 &
+  api_pid=$!
+  for _ in $(seq 1 100); do grep -q "listening on" "$work/api.log" && break; sleep 0.05; done
+  api_port=$(sed -n 's/listening on //p' "$work/api.log")
+  [ -n "$api_port" ] || { echo "fake API server did not start" >&2; cat "$work/api.log" >&2; exit 1; }
+  export api_port api_token work
+}
+# api PATH [CURL ARGS...]: one call, sending $api_token when set;
+# control JSON: its /_control endpoint (failures, delays, objects).
+api() {
+  curl -sS --cacert "$work/api-certs/ca.crt" ${api_token:+-H "Authorization: Bearer $api_token"} \
+    "https://localhost:$api_port$1" "${@:2}"
+}
+control() { api /_control -H 'Content-Type: application/json' -d "$1" >/dev/null; }
+export -f api control
 # write_kubeconfig FILE PORT TOKEN_FILE: a kubeconfig for the fake API
 # server on PORT, its CA and token file named relative to the kubeconfig.
 write_kubeconfig() {

@@ -10,19 +10,9 @@ source "$(dirname "$0")/lib.sh"
 cluster_args=()
 trap 'stop_api; cleanup' EXIT
 
-make_api_certs
 mkdir -p "$work/api-state"
 cp "$src/test/fixtures/cluster/"*.json "$src/test/fixtures/cluster-active-volume.json" "$work/api-state/"
-"$py" "$src/test/fake_apiserver.py" --certs "$work/api-certs" --state "$work/api-state" --volumes 1200 \
-  --token first-token >"$work/api.log" 2>&1 &
-api_pid=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$work/api.log" && break; sleep 0.05; done
-api_port=$(sed -n 's/listening on //p' "$work/api.log")
-[ -n "$api_port" ] || { echo "fake API server did not start" >&2; cat "$work/api.log" >&2; exit 1; }
-api() { curl -sS --cacert "$work/api-certs/ca.crt" "https://localhost:$api_port$1" "${@:2}"; }
-control() { api /_control -H 'Content-Type: application/json' -d "$1" >/dev/null; }
-export api_port work
-export -f api control  # used inside bash -c checks
+start_api --state "$work/api-state" --volumes 1200 --token first-token
 
 echo "first-token" >"$work/token"
 write_kubeconfig "$work/kubeconfig" "$api_port" token

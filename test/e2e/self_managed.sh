@@ -10,19 +10,10 @@ set -uo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-make_api_certs
-"$py" "$src/test/fake_apiserver.py" --certs "$work/api-certs" \
-  --state "$src/test/fixtures/self-managed/webhook-configurations.json" --token sm-token >"$work/sm-api.log" 2>&1 &
-api_pid=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$work/sm-api.log" && break; sleep 0.05; done
-api_port=$(sed -n 's/listening on //p' "$work/sm-api.log")
-[ -n "$api_port" ] || { echo "fake API server did not start" >&2; cat "$work/sm-api.log" >&2; exit 1; }
+api_token=sm-token
+start_api --state "$src/test/fixtures/self-managed/webhook-configurations.json" --token sm-token
 echo sm-token >"$work/sm-token"
 write_kubeconfig "$work/sm-kubeconfig" "$api_port" sm-token
-api() { curl -sS --cacert "$work/api-certs/ca.crt" -H "Authorization: Bearer sm-token" "https://localhost:$api_port$1" "${@:2}"; }
-control() { api /_control -H 'Content-Type: application/json' -d "$1" >/dev/null; }
-export api_port work
-export -f api control
 
 vwc=/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/hci-admission-upgrade-guard
 mwc=/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/hci-admission-kubevirt-infra-placement

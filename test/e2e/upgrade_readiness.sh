@@ -12,21 +12,12 @@ set -uo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-api_pid=""
 trap 'stop_api; cleanup' EXIT
 
-make_api_certs
 mkdir -p "$work/api-state"
 cp "$src/test/fixtures/cluster/"*.json "$work/api-state/"
 # 1,200 more pods under 100 PDBs and 600 more volumes: three pages each.
-"$py" "$src/test/fake_apiserver.py" --certs "$work/api-certs" --state "$work/api-state" \
-  --pods 1200 --pdbs 100 --volumes 600 >"$work/api.log" 2>&1 &
-api_pid=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$work/api.log" && break; sleep 0.05; done
-api_port=$(sed -n 's/listening on //p' "$work/api.log")
-[ -n "$api_port" ] || { echo "fake API server did not start" >&2; cat "$work/api.log" >&2; exit 1; }
-api() { curl -sS --cacert "$work/api-certs/ca.crt" "https://localhost:$api_port$1" "${@:2}"; }
-control() { api /_control -H 'Content-Type: application/json' -d "$1" >/dev/null; }
+start_api --state "$work/api-state" --pods 1200 --pdbs 100 --volumes 600
 echo "token" >"$work/token"
 write_kubeconfig "$work/kubeconfig" "$api_port" token
 cluster_args=(--kubeconfig "$work/kubeconfig")
