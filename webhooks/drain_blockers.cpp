@@ -226,22 +226,82 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
   return pod_disruption_budget_blockers(pdbs, digests.pods(), nodes, instance_managers, longhorn_namespace);
 }
 
+namespace {
+
+// Rules 1 and 3 for one PDB that is neither Longhorn's nor KubeVirt's: why
+// it blocks (empty when it does not); records it against each pod it
+// selects that the drain evicts, for rule 2.
+std::vector<std::string> judge_budget(const Json &pdb, const std::vector<size_t> &selected,
+                                      const std::vector<PodDigest> &pods, PlacementCache &placement,
+                                      size_t index, std::vector<std::vector<size_t>> &budgets_of) {
+  std::vector<std::string> reasons;
+  size_t live = 0;
+  bool evicts = false;
+  for (size_t p : selected) {
+    live += pods[p].live;
+    evicts = evicts || pods[p].evicted;
+  }
+  if (!evicts) return reasons;  // nothing the drain would evict under this budget
+  if (auto why = never_allows_disruption(pdb, live)) reasons.push_back(*why);
+  const Json &desired = member_or_null(member_or_null(pdb, "status"), "desiredHealthy");
+  const bool needs_healthy = desired.is_number_integer() && desired.get<long long>() >= 1;
+  bool placement_reported = false;
+  for (size_t p : selected) {
+    if (!pods[p].evicted) continue;
+    budgets_of[p].push_back(index);
+    if (!needs_healthy || placement_reported) continue;
+    const auto &fit = placement.fitting(pods[p]);
+    if (fit.size() > 1) continue;
+    placement_reported = true;
+    reasons.push_back("pod " + pods[p].name + " fits " +
+                      (fit.empty() ? std::string("no schedulable node") : "only node " + fit[0]) + " and " +
+                      std::to_string(desired.get<long long>()) +
+                      " must stay healthy: no replacement can start elsewhere");
+  }
+  return reasons;
+}
+
+// Rule 2: the Eviction API refuses a pod with more than one budget. Each
+// PDB names the first such pod.
+void name_overlaps(const std::vector<PodDigest> &pods, const std::vector<std::vector<size_t>> &budgets_of,
+                   const std::vector<std::string> &names, std::vector<std::vector<std::string>> &reasons) {
+  std::vector<bool> overlap_named(names.size(), false);
+  for (size_t p = 0; p < pods.size(); ++p) {
+    if (budgets_of[p].size() < 2) continue;
+    for (size_t i : budgets_of[p]) {
+      if (overlap_named[i]) continue;
+      overlap_named[i] = true;
+      std::vector<std::string> others;
+      for (size_t j : budgets_of[p]) {
+        if (j != i) others.push_back(names[j]);
+      }
+      reasons[i].push_back("pod " + pods[p].name + " is also selected by " + join(others, ", ") +
+                           ", and a pod with two budgets is never evicted");
+    }
+  }
+}
+
+std::map<std::string, std::string> nodes_of_instance_managers(const std::vector<Json> &instance_managers) {
+  std::map<std::string, std::string> out;
+  for (const auto &im : instance_managers) {
+    out[text_of(member_or_null(member_or_null(im, "metadata"), "name"))] =
+        text_of(member_or_null(member_or_null(im, "spec"), "nodeID"));
+  }
+  return out;
+}
+
+}  // namespace
+
 DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const std::vector<PodDigest> &pods,
                                            const std::vector<Json> &nodes,
                                            const std::vector<Json> &instance_managers,
                                            const std::string &longhorn_namespace) {
   DrainReport report;
   const auto by_namespace = index_pods(pods);
+  const auto manager_nodes = nodes_of_instance_managers(instance_managers);
+  PlacementCache placement(nodes);
   // The judged PDBs that select each pod the drain evicts.
   std::vector<std::vector<size_t>> budgets_of(pods.size());
-  std::map<std::string, std::string> manager_nodes;
-  for (const auto &im : instance_managers) {
-    manager_nodes[text_of(member_or_null(member_or_null(im, "metadata"), "name"))] =
-        text_of(member_or_null(member_or_null(im, "spec"), "nodeID"));
-  }
-  PlacementCache placement(nodes);
-
-  // Rule 1 and 3 per PDB; rule 2 needs every PDB's selection first.
   std::vector<std::vector<std::string>> reasons(pdbs.size());
   std::vector<std::string> names(pdbs.size());
   for (size_t i = 0; i < pdbs.size(); ++i) {
@@ -266,47 +326,9 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
     }
     const auto ns = by_namespace.find(text_of(member_or_null(member_or_null(pdb, "metadata"), "namespace")));
     if (ns == by_namespace.end()) continue;
-    const auto selected = selected_pods(selector, ns->second, pods);
-    size_t live = 0;
-    bool evicts = false;
-    for (size_t p : selected) {
-      live += pods[p].live;
-      evicts = evicts || pods[p].evicted;
-    }
-    if (!evicts) continue;  // nothing the drain would evict under this budget
-    if (auto why = never_allows_disruption(pdb, live)) reasons[i].push_back(*why);
-    const Json &desired = member_or_null(member_or_null(pdb, "status"), "desiredHealthy");
-    const bool needs_healthy = desired.is_number_integer() && desired.get<long long>() >= 1;
-    bool placement_reported = false;
-    for (size_t p : selected) {
-      if (!pods[p].evicted) continue;
-      budgets_of[p].push_back(i);
-      if (!needs_healthy || placement_reported) continue;
-      const auto &fit = placement.fitting(pods[p]);
-      if (fit.size() > 1) continue;
-      placement_reported = true;
-      reasons[i].push_back("pod " + pods[p].name + " fits " +
-                           (fit.empty() ? std::string("no schedulable node") : "only node " + fit[0]) +
-                           " and " + std::to_string(desired.get<long long>()) +
-                           " must stay healthy: no replacement can start elsewhere");
-    }
+    reasons[i] = judge_budget(pdb, selected_pods(selector, ns->second, pods), pods, placement, i, budgets_of);
   }
-  // Rule 2: the Eviction API refuses a pod with more than one budget. Each
-  // PDB names the first such pod.
-  std::vector<bool> overlap_named(pdbs.size(), false);
-  for (size_t p = 0; p < pods.size(); ++p) {
-    if (budgets_of[p].size() < 2) continue;
-    for (size_t i : budgets_of[p]) {
-      if (overlap_named[i]) continue;
-      overlap_named[i] = true;
-      std::vector<std::string> others;
-      for (size_t j : budgets_of[p]) {
-        if (j != i) others.push_back(names[j]);
-      }
-      reasons[i].push_back("pod " + pods[p].name + " is also selected by " + join(others, ", ") +
-                           ", and a pod with two budgets is never evicted");
-    }
-  }
+  name_overlaps(pods, budgets_of, names, reasons);
   for (size_t i = 0; i < pdbs.size(); ++i) {
     if (!reasons[i].empty()) report.blockers.push_back({names[i], join(reasons[i], "; ")});
   }

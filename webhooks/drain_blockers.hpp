@@ -43,10 +43,10 @@ struct DrainReport {
 struct PodDigest {
   std::string name;  // namespace/name
   std::string namespace_name;
-  Json labels;           // metadata.labels
-  bool live = false;     // counts towards a PDB: not Succeeded/Failed, not terminating
-  bool evicted = false;  // the drain evicts it and the eviction respects PDBs:
-                         // Running, Ready, not terminating, not a DaemonSet or mirror pod
+  Json labels = Json::object();  // metadata.labels
+  bool live = false;             // counts towards a PDB: not Succeeded/Failed, not terminating
+  bool evicted = false;          // the drain evicts it and the eviction respects PDBs:
+                                 // Running, Ready, not terminating, not a DaemonSet or mirror pod
   // A pod spec holding only nodeSelector, required node affinity and
   // tolerations; pods placed alike share one.
   std::shared_ptr<const Json> placement;

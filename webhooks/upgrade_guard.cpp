@@ -252,6 +252,98 @@ void judge_pod_disruption_budgets(UpgradeGuard::Evaluation &e, const std::vector
               "; change or remove them, or make room for their pods, before upgrading");
 }
 
+// What was read for one review: the short lists as they came, the long
+// ones as digests, and each read's failure ("" when it was read, or when an
+// optional kind is not served).
+struct ClusterReads {
+  std::vector<std::vector<Json>> lists = std::vector<std::vector<Json>>(kReads);
+  std::vector<std::string> failures = std::vector<std::string>(kReads);
+  std::vector<Volume> single_replica;
+  PodDigests pods;
+
+  // "list X: why; list Y: why" for the failed reads among `reads` (all
+  // when empty), "" when none failed.
+  std::string failed(std::initializer_list<size_t> reads) const {
+    std::string why;
+    for (size_t r = 0; r < kReads; ++r) {
+      const bool relevant = reads.size() == 0 || std::find(reads.begin(), reads.end(), r) != reads.end();
+      if (relevant && !failures[r].empty()) why += (why.empty() ? "" : "; ") + failures[r];
+    }
+    return why;
+  }
+};
+
+// The reads the checks that run need: upgrades always, the rest unless
+// bypassed or skipped.
+std::vector<size_t> reads_needed(const Bypasses &bypass) {
+  std::vector<size_t> wanted = {kUpgrades, kUpgradePlans};
+  if (bypass.skip_webhook) return wanted;
+  wanted.insert(wanted.end(), {kNodes, kVolumes});
+  if (!bypass.skip_checks.count(UpgradeGuard::kKubeVirtPlacement)) wanted.push_back(kKubeVirts);
+  if (!bypass.skip_checks.count(UpgradeGuard::kPodDisruptionBudgets)) {
+    wanted.insert(wanted.end(), {kPods, kPdbs, kInstanceManagers});
+  }
+  std::sort(wanted.begin(), wanted.end());
+  return wanted;
+}
+
+// All at once; volumes and pods, the long lists, digested as they come
+// instead of held.
+void read_cluster(const ClusterView &cluster, const UpgradeGuard::Namespaces &namespaces,
+                  const Bypasses &bypass, Deadline deadline, ClusterReads &reads) {
+  std::vector<ListQuery> all = queries(namespaces);
+  all[kVolumes].sink = ListSink{[&](Json &&v) {
+                                  if (auto vol = single_replica_volume(v))
+                                    reads.single_replica.push_back(std::move(*vol));
+                                },
+                                [&] { reads.single_replica.clear(); }};
+  all[kPods].sink = ListSink{[&](Json &&p) { reads.pods.add(p); }, [&] { reads.pods.clear(); }};
+  const std::vector<size_t> wanted = reads_needed(bypass);
+  std::vector<ListQuery> asked;
+  asked.reserve(wanted.size());
+  for (size_t r : wanted) asked.push_back(all[r]);
+  std::vector<ListResult> answers = list_concurrently(cluster, asked, deadline);
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    if (answers[i].ok()) {
+      reads.lists[wanted[i]] = std::move(answers[i].items);
+    } else if (!(answers[i].not_served && optional_kind(wanted[i]))) {
+      reads.failures[wanted[i]] = answers[i].error;
+    }
+  }
+}
+
+// Concurrent upgrades: a 409 naming them, or nothing.
+std::optional<Decision> judge_concurrent_upgrades(UpgradeGuard::Evaluation &e, const ClusterReads &reads) {
+  auto &c = check(e, UpgradeGuard::kConcurrentUpgrades);
+  c.state = UpgradeGuard::CheckState::Passed;
+  const auto running = upgrades_in_progress(reads.lists[kUpgrades], reads.lists[kUpgradePlans]);
+  if (running.empty()) return std::nullopt;
+  std::string names;
+  for (const auto &r : running) {
+    c.objects.push_back({r, "in progress"});
+    names += (names.empty() ? "" : ", ") + r;
+  }
+  fail(c, "cannot proceed until the upgrade in progress completes: " + names);
+  return Decision::deny(409, "Conflict", c.message);
+}
+
+// One refusal for every failing check, in the checks' order, so that the
+// single-replica wording comes first as before; the warnings stay.
+void refuse_for_failed_checks(UpgradeGuard::Evaluation &e) {
+  std::string message;
+  std::vector<StatusCause> causes;
+  for (const auto &c : e.checks) {
+    if (c.state != UpgradeGuard::CheckState::Failed) continue;
+    message += (message.empty() ? "" : "; ") + c.message;
+    causes.push_back({"FieldValueInvalid", c.message, ""});
+  }
+  if (message.empty()) return;
+  Decision d = Decision::deny(422, "Invalid", message);
+  d.causes = std::move(causes);
+  d.warnings = std::move(e.decision.warnings);
+  e.decision = std::move(d);
+}
+
 }  // namespace
 
 const char *to_string(UpgradeGuard::CheckState state) {
@@ -338,111 +430,54 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
     out.decision = invalid(bypass.error);
     return out;
   }
-  // Read only what the checks that run need, all at once. Volumes and pods,
-  // the long lists, are digested as they come instead of held.
-  std::vector<ListQuery> all = queries(namespaces_);
-  std::vector<Volume> single_replica;
-  all[kVolumes].sink = ListSink{[&](Json &&v) {
-                                  if (auto vol = single_replica_volume(v))
-                                    single_replica.push_back(std::move(*vol));
-                                },
-                                [&] { single_replica.clear(); }};
-  PodDigests pods;
-  all[kPods].sink = ListSink{[&](Json &&p) { pods.add(p); }, [&] { pods.clear(); }};
-  std::vector<size_t> wanted = {kUpgrades, kUpgradePlans};
-  if (!bypass.skip_webhook) {
-    wanted.insert(wanted.end(), {kNodes, kVolumes});
-    if (!bypass.skip_checks.count(kKubeVirtPlacement)) wanted.push_back(kKubeVirts);
-    if (!bypass.skip_checks.count(kPodDisruptionBudgets)) {
-      wanted.insert(wanted.end(), {kPods, kPdbs, kInstanceManagers});
-    }
-  }
-  std::sort(wanted.begin(), wanted.end());
-  std::vector<ListQuery> asked;
-  for (size_t r : wanted) asked.push_back(all[r]);
-  std::vector<ListResult> answers = list_concurrently(cluster_, asked, deadline);
-  std::vector<std::vector<Json>> lists(kReads);
-  std::vector<std::string> failures(kReads);
-  for (size_t i = 0; i < wanted.size(); ++i) {
-    if (answers[i].ok()) {
-      lists[wanted[i]] = std::move(answers[i].items);
-    } else if (!(answers[i].not_served && optional_kind(wanted[i]))) {
-      failures[wanted[i]] = answers[i].error;
-    }
-  }
+  ClusterReads reads;
+  read_cluster(cluster_, namespaces_, bypass, deadline, reads);
   // Fail closed: the guard protects data, so not knowing is a refusal.
-  const auto unavailable = [&](std::initializer_list<size_t> reads) {
-    std::string why;
-    for (size_t r = 0; r < kReads; ++r) {
-      const bool relevant = reads.size() == 0 || std::find(reads.begin(), reads.end(), r) != reads.end();
-      if (relevant && !failures[r].empty()) why += (why.empty() ? "" : "; ") + failures[r];
-    }
-    if (!why.empty()) {
-      out.decision = Decision::deny(503, "ServiceUnavailable",
-                                    std::string(kName) + " could not read the cluster: " + why);
-    }
-    return !why.empty();
+  const auto unavailable = [&](const std::string &why) {
+    out.decision =
+        Decision::deny(503, "ServiceUnavailable", std::string(kName) + " could not read the cluster: " + why);
+    return out;
   };
 
   // concurrent-upgrades first, as Harvester's own in-progress check; no
   // annotation bypasses it.
-  if (unavailable({kUpgrades, kUpgradePlans})) return out;
-  auto &concurrent = check(out, kConcurrentUpgrades);
-  concurrent.state = CheckState::Passed;
-  const auto running = upgrades_in_progress(lists[kUpgrades], lists[kUpgradePlans]);
-  if (!running.empty()) {
-    for (const auto &r : running) concurrent.objects.push_back({r, "in progress"});
-    std::string names;
-    for (size_t i = 0; i < running.size(); ++i) names += (i ? ", " : "") + running[i];
-    fail(concurrent, "cannot proceed until the upgrade in progress completes: " + names);
-    out.decision = Decision::deny(409, "Conflict", concurrent.message);
+  if (auto why = reads.failed({kUpgrades, kUpgradePlans}); !why.empty()) return unavailable(why);
+  if (auto conflict = judge_concurrent_upgrades(out, reads)) {
+    out.decision = std::move(*conflict);
     return out;
   }
+  const std::initializer_list<const char *> drain_checks = {kSingleReplicaVolumes, kKubeVirtPlacement,
+                                                            kPodDisruptionBudgets};
   if (bypass.skip_webhook) {
-    skip(out, {kSingleReplicaVolumes, kKubeVirtPlacement, kPodDisruptionBudgets},
-         std::string("bypassed by ") + kSkipWebhookAnnotation);
+    skip(out, drain_checks, std::string("bypassed by ") + kSkipWebhookAnnotation);
     out.decision =
         Decision::allow().warn(std::string(kName) + " bypassed: " + kSkipWebhookAnnotation + "=\"" +
                                bypass.skip_webhook_value + "\" (concurrent upgrades still checked)");
     return out;
   }
-  if (unavailable({})) return out;
-  out.nodes = lists[kNodes].size();
+  if (auto why = reads.failed({}); !why.empty()) return unavailable(why);
+  out.nodes = reads.lists[kNodes].size();
   if (out.nodes == 1) {
     // Nothing is drained on a single node, as in Harvester.
-    skip(out, {kSingleReplicaVolumes, kKubeVirtPlacement, kPodDisruptionBudgets}, "single-node cluster");
+    skip(out, drain_checks, "single-node cluster");
     out.decision = Decision::allow().warn(std::string(kName) +
                                           ": single-node cluster, single-replica volumes, KubeVirt placement "
                                           "and PodDisruptionBudgets not checked");
     return out;
   }
-  judge_single_replica(out, std::move(single_replica), bypass.skip_detached);
+  judge_single_replica(out, std::move(reads.single_replica), bypass.skip_detached);
   for (const auto &name : skippable_checks()) {
     if (!bypass.skip_checks.count(name)) continue;
     skip(out, {name.c_str()}, std::string("skipped by ") + kSkipChecksAnnotation);
     out.decision.warn(std::string(kName) + ": check " + name + " skipped (" + kSkipChecksAnnotation + ")");
   }
-  if (!bypass.skip_checks.count(kKubeVirtPlacement))
-    judge_kubevirt_placement(out, lists[kKubeVirts], lists[kNodes]);
+  if (!bypass.skip_checks.count(kKubeVirtPlacement)) {
+    judge_kubevirt_placement(out, reads.lists[kKubeVirts], reads.lists[kNodes]);
+  }
   if (!bypass.skip_checks.count(kPodDisruptionBudgets)) {
-    judge_pod_disruption_budgets(out, lists, pods, namespaces_.longhorn);
+    judge_pod_disruption_budgets(out, reads.lists, reads.pods, namespaces_.longhorn);
   }
-
-  // One refusal for every failing check, in the checks' order, so that the
-  // single-replica wording comes first as before.
-  std::string message;
-  std::vector<StatusCause> causes;
-  for (const auto &c : out.checks) {
-    if (c.state != CheckState::Failed) continue;
-    message += (message.empty() ? "" : "; ") + c.message;
-    causes.push_back({"FieldValueInvalid", c.message, ""});
-  }
-  if (!message.empty()) {
-    Decision d = Decision::deny(422, "Invalid", message);
-    d.causes = std::move(causes);
-    d.warnings = std::move(out.decision.warnings);
-    out.decision = std::move(d);
-  }
+  refuse_for_failed_checks(out);
   return out;
 }
 

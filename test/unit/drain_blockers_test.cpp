@@ -308,7 +308,8 @@ TEST_CASE("a PDB selecting only pods the drain does not evict is not judged", "[
     // by rule 2.
     const std::vector<Json> pdbs = {budget("ns", "a", match_labels(web), {{"minAvailable", 1}}),
                                     budget("ns", "b", Json::object(), {{"maxUnavailable", 0}})};
-    const auto report = pod_disruption_budget_blockers(pdbs, std::vector<Json>{row.pod}, three_workers(), {}, kLonghorn);
+    const auto report =
+        pod_disruption_budget_blockers(pdbs, std::vector<Json>{row.pod}, three_workers(), {}, kLonghorn);
     if (row.blocks) {
       check_report(report, {{"ns/a", {"minAvailable 1 of 1 pods"}}, {"ns/b", {"maxUnavailable 0"}}}, {});
     } else {
