@@ -167,8 +167,7 @@ void judge_instance_manager_pdb(const Json &pdb, const std::map<std::string, std
   if (!managers_known) return;
   const auto manager = manager_nodes.find(name);
   if (manager == manager_nodes.end()) {
-    report.warnings.push_back("Longhorn instance-manager PDB " + object_name(pdb) +
-                              " has no instance manager of that name; Longhorn may never delete it");
+    report.warnings.push_back("PDB " + object_name(pdb) + " names no instance manager; Longhorn may keep it");
     return;
   }
   if (!pinned.empty() && pinned != manager->second) {
@@ -190,7 +189,9 @@ void PodDigests::add(const Json &pod) {
   const std::string phase = text_of(member_or_null(member_or_null(pod, "status"), "phase"));
   const bool terminating = !member_or_null(meta, "deletionTimestamp").is_null();
   d.live = !terminating && phase != "Succeeded" && phase != "Failed";
-  // Pending pods and not-Ready ones are evicted regardless of the budget.
+  // Pending pods ignore budgets. A not-Ready pod is evicted only while the
+  // budget is otherwise met (currentHealthy >= desiredHealthy > 0); it is
+  // not judged here, as the rules count Ready pods.
   d.evicted = d.live && phase == "Running" && has_condition(pod, "Ready", "True") && !drain_skips(pod);
   if (d.evicted) {
     const Json &spec = member_or_null(pod, "spec");
@@ -228,6 +229,9 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
 
 namespace {
 
+// How many of the budgets that select one pod are named.
+constexpr size_t kBudgetsNamed = 4;
+
 // Rules 1 and 3 for one PDB that is neither Longhorn's nor KubeVirt's: why
 // it blocks (empty when it does not); records it against each pod it
 // selects that the drain evicts, for rule 2.
@@ -248,7 +252,9 @@ std::vector<std::string> judge_budget(const Json &pdb, const std::vector<size_t>
   bool placement_reported = false;
   for (size_t p : selected) {
     if (!pods[p].evicted) continue;
-    budgets_of[p].push_back(index);
+    // Two budgets make a pod unevictable; a few are kept to name them,
+    // so 1,000 PDBs over one namespace's pods stay bounded.
+    if (budgets_of[p].size() < kBudgetsNamed) budgets_of[p].push_back(index);
     if (!needs_healthy || placement_reported) continue;
     const auto &fit = placement.fitting(pods[p]);
     if (fit.size() > 1) continue;
@@ -275,6 +281,7 @@ void name_overlaps(const std::vector<PodDigest> &pods, const std::vector<std::ve
       for (size_t j : budgets_of[p]) {
         if (j != i) others.push_back(names[j]);
       }
+      if (budgets_of[p].size() == kBudgetsNamed) others.back() += " and others";
       reasons[i].push_back("pod " + pods[p].name + " is also selected by " + join(others, ", ") +
                            ", and a pod with two budgets is never evicted");
     }
@@ -308,8 +315,7 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
     const Json &pdb = pdbs[i];
     names[i] = object_name(pdb);
     if (is_kubevirt_evacuation_pdb(pdb)) {
-      report.warnings.push_back("KubeVirt evacuation PDB " + names[i] +
-                                " exists: a VM is being migrated off a node; Harvester waits for it");
+      report.warnings.push_back("evacuation PDB " + names[i] + ": a VM is migrating; Harvester waits for it");
       continue;
     }
     if (is_longhorn_instance_manager_pdb(pdb, longhorn_namespace)) {

@@ -23,10 +23,15 @@ bool requirement_holds(const Json &requirement, const Json &value) {
   if (op == "In") return value.is_string() && listed(values, value.get<std::string>());
   if (op == "NotIn") return !value.is_string() || !listed(values, value.get<std::string>());
   if ((op == "Gt" || op == "Lt") && value.is_string() && values.is_array() && values.size() == 1) {
+    // Both must be whole integers; an empty label is no number (as the
+    // scheduler's strconv.ParseInt). `end` points into `wanted`, kept alive.
+    const std::string &label = value.get_ref<const std::string &>();
+    const std::string wanted = text_of(values[0]);
+    if (label.empty() || wanted.empty()) return false;
     char *end = nullptr;
-    const long long have = std::strtoll(value.get_ref<const std::string &>().c_str(), &end, 10);
-    if (end == nullptr || *end != '\0') return false;
-    const long long want = std::strtoll(text_of(values[0]).c_str(), &end, 10);
+    const long long have = std::strtoll(label.c_str(), &end, 10);
+    if (*end != '\0') return false;
+    const long long want = std::strtoll(wanted.c_str(), &end, 10);
     if (*end != '\0') return false;
     return op == "Gt" ? have > want : have < want;
   }

@@ -274,10 +274,10 @@ struct ClusterReads {
 };
 
 // The reads the checks that run need: upgrades always, the rest unless
-// bypassed or skipped.
+// bypassed, skipped, or refused for their annotations anyway.
 std::vector<size_t> reads_needed(const Bypasses &bypass) {
   std::vector<size_t> wanted = {kUpgrades, kUpgradePlans};
-  if (bypass.skip_webhook) return wanted;
+  if (bypass.skip_webhook || !bypass.error.empty()) return wanted;
   wanted.insert(wanted.end(), {kNodes, kVolumes});
   if (!bypass.skip_checks.count(UpgradeGuard::kKubeVirtPlacement)) wanted.push_back(kKubeVirts);
   if (!bypass.skip_checks.count(UpgradeGuard::kPodDisruptionBudgets)) {
@@ -425,11 +425,9 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
     c.name = name;
     out.checks.push_back(std::move(c));
   }
+  // Annotations are judged after concurrent-upgrades, and not at all under
+  // skipWebhook (as before it): an upgrade in progress is named first.
   const Bypasses bypass = read_bypasses(annotations);
-  if (!bypass.error.empty()) {
-    out.decision = invalid(bypass.error);
-    return out;
-  }
   ClusterReads reads;
   read_cluster(cluster_, namespaces_, bypass, deadline, reads);
   // Fail closed: the guard protects data, so not knowing is a refusal.
@@ -453,6 +451,10 @@ UpgradeGuard::Evaluation UpgradeGuard::evaluate(const Json &annotations, Deadlin
     out.decision =
         Decision::allow().warn(std::string(kName) + " bypassed: " + kSkipWebhookAnnotation + "=\"" +
                                bypass.skip_webhook_value + "\" (concurrent upgrades still checked)");
+    return out;
+  }
+  if (!bypass.error.empty()) {
+    out.decision = invalid(bypass.error);
     return out;
   }
   if (auto why = reads.failed({}); !why.empty()) return unavailable(why);

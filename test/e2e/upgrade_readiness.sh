@@ -58,7 +58,7 @@ for kind in upgrade plan; do
   check "$kind: instance-manager PDBs of their own node are not judged" \
     bash -c "! jq -r .response.status.message '$work/out' | grep -q 'instance-manager-5b1f0c3e8a9d4f7b\|instance-manager-9e2d7a4c6b1f3e8d'"
   check "$kind: the 100 healthy generated PDBs are not named" bash -c "! jq -r .response.status.message '$work/out' | grep -q 'app-[0-9]*-pdb'"
-  check "$kind: a KubeVirt evacuation PDB is a warning" warned "KubeVirt evacuation PDB default/kubevirt-migration-pdb-kubevirt-evacuation-7xk2p"
+  check "$kind: a KubeVirt evacuation PDB is a warning" warned "evacuation PDB default/kubevirt-migration-pdb-kubevirt-evacuation-7xk2p: a VM is migrating"
 done
 stats=$(api /_stats)
 check "every kind was listed, pods and volumes over several pages" \

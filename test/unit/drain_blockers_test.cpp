@@ -584,7 +584,7 @@ TEST_CASE("Longhorn instance-manager PDBs are judged by their instance manager's
        {instance_manager("instance-manager-def", "node-1"),
         instance_manager("instance-manager-ghi", "node-2")},
        {},
-       {"longhorn-system/instance-manager-abc has no instance manager of that name"}},
+       {"PDB longhorn-system/instance-manager-abc names no instance manager"}},
       {"no instance managers listed at all", {}, {}, {}},
   };
   for (const auto &row : rows) {

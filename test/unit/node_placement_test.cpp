@@ -9,6 +9,8 @@ using namespace hci_admission::webhooks;
 
 namespace {
 
+// A one-element array is written Json::array({x}): `{x}` with x a Json is
+// a copy of x under clang and an array under GCC (CWG 2137).
 Json node(const std::string &name, Json labels, Json taints = Json::array(), bool cordoned = false) {
   labels["kubernetes.io/hostname"] = name;
   Json n = {{"metadata", {{"name", name}, {"labels", std::move(labels)}}},
@@ -33,11 +35,11 @@ Json exists(const std::string &key) { return {{"key", key}, {"operator", "Exists
 TEST_CASE("pods fit the nodes kube-scheduler would give them", "[placement]") {
   const std::vector<Json> nodes = {
       node("cp-1", {{"node-role.kubernetes.io/control-plane", "true"}},
-           {taint("node-role.kubernetes.io/control-plane", "true", "NoSchedule")}),
-      node("worker-1", {{"gpu-count", "4"}}, {taint("dedicated", "gpu", "PreferNoSchedule")}),
+           Json::array({taint("node-role.kubernetes.io/control-plane", "true", "NoSchedule")})),
+      node("worker-1", {{"gpu-count", "4"}}, Json::array({taint("dedicated", "gpu", "PreferNoSchedule")})),
       node("worker-2", Json::object(), Json::array(), true),
       node("witness", {{"node-role.harvesterhci.io/witness", "true"}},
-           {taint("node-role.kubernetes.io/etcd", "true", "NoExecute")}),
+           Json::array({taint("node-role.kubernetes.io/etcd", "true", "NoExecute")})),
   };
   const Json tolerate_cp = {
       {"key", "node-role.kubernetes.io/control-plane"}, {"operator", "Exists"}, {"effect", "NoSchedule"}};
@@ -49,9 +51,10 @@ TEST_CASE("pods fit the nodes kube-scheduler would give them", "[placement]") {
   const std::vector<Row> rows = {
       {"a plain pod: only the untainted, uncordoned worker", Json::object(), 1},
       {"KubeVirt >= 1.3 with nodePlacement nil (#7647): the one control-plane node",
-       {{"affinity", required({{{"matchExpressions", {exists("node-role.kubernetes.io/control-plane")}}},
-                               {{"matchExpressions", {exists("node-role.kubernetes.io/master")}}}})},
-        {"tolerations", {tolerate_cp}}},
+       {{"affinity",
+         required({{{"matchExpressions", Json::array({exists("node-role.kubernetes.io/control-plane")})}},
+                   {{"matchExpressions", Json::array({exists("node-role.kubernetes.io/master")})}}})},
+        {"tolerations", Json::array({tolerate_cp})}},
        1},
       // kube-scheduler's NodeUnschedulable plugin asks whether the pod
       // tolerates node.kubernetes.io/unschedulable:NoSchedule, which an
@@ -69,7 +72,7 @@ TEST_CASE("pods fit the nodes kube-scheduler would give them", "[placement]") {
        {{"affinity",
          required({{{"matchFields",
                      {{{"key", "metadata.name"}, {"operator", "In"}, {"values", {"worker-1", "cp-1"}}}}}}})},
-        {"tolerations", {tolerate_cp}}},
+        {"tolerations", Json::array({tolerate_cp})}},
        2},
       {"Gt on a numeric label",
        {{"affinity", required({{{"matchExpressions",
@@ -80,7 +83,7 @@ TEST_CASE("pods fit the nodes kube-scheduler would give them", "[placement]") {
                                  {{{"key", "gpu-count"}, {"operator", "NotIn"}, {"values", {"4"}}}}}}})},
         {"tolerations", {{{"operator", "Exists"}}}}},
        3},
-      {"an empty term selects no node", {{"affinity", required({Json::object()})}}, 0},
+      {"an empty term selects no node", {{"affinity", required(Json::array({Json::object()}))}}, 0},
       {"a toleration with the wrong value does not tolerate Equal",
        {{"tolerations",
          {{{"key", "node-role.kubernetes.io/etcd"},
