@@ -628,7 +628,7 @@ TEST_CASE("blockers are sorted by object, warnings too", "[drain]") {
                 {"a/z", {"maxUnavailable 0", "also selected by a/b"}},
                 {"m/a", {"maxUnavailable 0"}},
                 {"z/b", {"maxUnavailable 0"}}},
-               {"evacuation", "m/bad"});
+               {"m/bad", "evacuation"});
   CHECK(std::is_sorted(report.warnings.begin(), report.warnings.end()));
 }
 
