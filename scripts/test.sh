@@ -8,7 +8,7 @@
 #      UndefinedBehaviorSanitizer (build-asan/), where any finding fails;
 #      that build also holds the libFuzzer targets (-Dfuzz=true), so the
 #      sources are compiled twice, not three times;
-#   3. each libFuzzer target for FUZZ_SECONDS (default 20), seeded from the
+#   3. each libFuzzer target for FUZZ_SECONDS (default 15), seeded from the
 #      fixtures (scripts/fuzz.sh).
 # --quick runs step 1 only. The closing line, "tests: N passed, N failed",
 # is counted from Meson's own logs: every check of a TAP test (end-to-end,
@@ -62,7 +62,7 @@ if ! $quick; then
     builds+=(build-asan)
   fi
   mkdir -p build-asan/fuzz-run
-  scripts/fuzz.sh "${FUZZ_SECONDS:-20}" build-asan | tee build-asan/fuzz-run/summary.txt
+  scripts/fuzz.sh "${FUZZ_SECONDS:-15}" build-asan | tee build-asan/fuzz-run/summary.txt
   fuzz_status=${PIPESTATUS[0]}
   [ "$fuzz_status" -ne 0 ] && status=$fuzz_status
 fi
