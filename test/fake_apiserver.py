@@ -44,7 +44,8 @@ CONTROL = {"fail": None, "fail_only": None, "delay": 0.0, "expire_continue": Fal
 RESOURCES = {("", "nodes"): "Node", ("", "pods"): "Pod", ("policy", "poddisruptionbudgets"): "PodDisruptionBudget",
              ("longhorn.io", "volumes"): "Volume", ("longhorn.io", "instancemanagers"): "InstanceManager",
              ("kubevirt.io", "kubevirts"): "KubeVirt", ("harvesterhci.io", "upgrades"): "Upgrade",
-             ("management.harvesterhci.io", "upgradeplans"): "UpgradePlan"}
+             ("management.harvesterhci.io", "upgradeplans"): "UpgradePlan",
+             ("", "persistentvolumeclaims"): "PersistentVolumeClaim"}
 MISSING = set()  # resources answered with 404, as without their CRD
 STATS = {"lists": 0, "pages": 0, "listed": [], "authorizations": [], "writes": []}
 OBJECTS = {}  # (group, kind) -> list of objects
@@ -158,12 +159,33 @@ def add(o):
     OBJECTS.setdefault((group, o["kind"]), []).append(o)
 
 
-def page(group, kind, version, ns, limit, offset, gzipped=False):
-    key = (group, kind, ns, limit, offset, gzipped)
+def selected(o, selector):
+    """An equality-based labelSelector, as kube-apiserver applies it."""
+    labels = o["metadata"].get("labels") or {}
+    for req in filter(None, (r.strip() for r in selector.split(","))):
+        if "!=" in req:
+            k, v = (x.strip() for x in req.split("!=", 1))
+            if labels.get(k) == v:
+                return False
+        elif "=" in req:
+            k, v = (x.strip() for x in req.replace("==", "=").split("=", 1))
+            if labels.get(k) != v:
+                return False
+        elif req.startswith("!"):
+            if req[1:] in labels:
+                return False
+        elif req not in labels:
+            return False
+    return True
+
+
+def page(group, kind, version, ns, limit, offset, gzipped=False, selector=""):
+    key = (group, kind, ns, limit, offset, gzipped, selector)
     with LOCK:
         if key in PAGE_CACHE:
             return PAGE_CACHE[key]
-    items = [o for o in OBJECTS.get((group, kind), []) if not ns or o["metadata"].get("namespace") == ns]
+    items = [o for o in OBJECTS.get((group, kind), []) if (not ns or o["metadata"].get("namespace") == ns)
+             and selected(o, selector)]
     chunk = items[offset:offset + limit] if limit else items[offset:]
     meta = {"resourceVersion": "12345"}
     if limit and offset + limit < len(items):
@@ -369,12 +391,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             with LOCK:
                 STATS["lists"] += 1
-                STATS["listed"].append(url.path)
+                STATS["listed"].append(url.path + (f"?labelSelector={q['labelSelector'][0]}" if "labelSelector" in q else ""))
                 del STATS["listed"][:-50]
         # Like kube-apiserver (APIResponseCompression), large lists are sent
         # gzipped to clients that accept it.
         gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
-        body = page(group, RESOURCES[(group, rest[0])], version, ns, limit, offset, gzipped)
+        body = page(group, RESOURCES[(group, rest[0])], version, ns, limit, offset, gzipped,
+                    q.get("labelSelector", [""])[0])
         self.reply(200, body, encoding="gzip" if gzipped else None)
 
 

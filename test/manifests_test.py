@@ -65,7 +65,7 @@ for line in help_text.splitlines():
 # The rules each policy declares, as a webhook configuration writes them.
 served_rules = json.loads(subprocess.run([binary, "rules"], capture_output=True, text=True, check=True).stdout)
 check("every served path declares rules", sorted(served_rules) == sorted(served)
-      and all(served_rules[p] for p in served_rules))
+      and all(served_rules[p]["rules"] for p in served_rules))
 self_managed_calls = [c.strip() for c in
                       re.search(r"Self-managed certificates.*?uses the cluster: ([^\n]+)", help_text, re.S)
                       .group(1).split(",")]
@@ -73,7 +73,8 @@ selector_default = re.search(r'--csi-controller-selector VALUE.*?\(default "([^"
 check("the binary lists its policies in --help", len(served) >= 3)
 
 render("base")
-overlays = {"harvester": {"upgrade-guard", "kubevirt-infra-placement"}, "guest-cluster": {"csi-controller-placement"}}
+overlays = {"harvester": {"upgrade-guard", "kubevirt-infra-placement", "pvc-cleanup-guard"},
+            "guest-cluster": {"csi-controller-placement"}}
 for overlay, expected_policies in overlays.items():
     docs = render(f"overlays/{overlay}")
     by_kind = {}
@@ -127,14 +128,18 @@ for overlay, expected_policies in overlays.items():
                 check(f"{overlay}/{name}: admissionReviewVersions v1, v1beta1",
                       hook["admissionReviewVersions"] == ["v1", "v1beta1"])
                 check(f"{overlay}/{name}: small timeoutSeconds", 1 <= hook["timeoutSeconds"] <= 15)
+                # matchConditions exactly as the policy declares them (none for most).
+                declared_conditions = served_rules.get(path, {}).get("matchConditions", [])
+                check(f"{overlay}/{name}: matchConditions are the ones {path} declares",
+                      hook.get("matchConditions", []) == declared_conditions)
                 check(f"{overlay}/{name}: failurePolicy Fail for validating, Ignore for mutating",
                       hook["failurePolicy"] == ("Fail" if path.startswith("/validate/") else "Ignore"))
                 check(f"{overlay}/{name}: its own namespace is excluded (no self-deadlock)",
                       {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["hci-admission"]}
                       in hook["namespaceSelector"]["matchExpressions"])
                 # Exactly the rules the policy declares (hci-admission rules), in the same order.
-                check(f"{overlay}/{name}: rules are the ones {path} declares ({served_rules.get(path)})",
-                      hook["rules"] == served_rules.get(path))
+                check(f"{overlay}/{name}: rules are the ones {path} declares ({served_rules.get(path, {}).get('rules')})",
+                      hook["rules"] == served_rules.get(path, {}).get("rules"))
                 if path == "/mutate/csi-controller-placement":
                     selector = dict(kv.split("=") for kv in selector_default.split(","))
                     check(f"{overlay}/{name}: objectSelector is the controller selector",

@@ -2,6 +2,7 @@
 
 #include "csi_controller_placement.hpp"
 #include "kubevirt_infra_placement.hpp"
+#include "pvc_cleanup_guard.hpp"
 #include "upgrade_guard.hpp"
 
 namespace hci_admission::webhooks {
@@ -11,6 +12,7 @@ std::vector<PolicySpec> builtin_policies() {
       CsiControllerPlacement::spec(),
       KubeVirtInfraPlacement::spec(),
       UpgradeGuard::spec(),
+      PvcCleanupGuard::spec(),
   };
 }
 

@@ -102,7 +102,13 @@ void decode_request_member(std::string_view key, JsonView v, AdmissionRequest &r
   } else if (key == "userInfo" && !v.is_null()) {
     require_object(v, "request.userInfo");
     v.for_each_member([&](std::string_view k, JsonView m) {
-      if (k == "username") r.username = as_string(m, "request.userInfo.username");
+      if (k == "username") {
+        r.username = as_string(m, "request.userInfo.username");
+      } else if (k == "groups" && !m.is_null()) {
+        if (!m.is_array()) throw ReviewError("request.userInfo.groups must be a list");
+        m.for_each_element(
+            [&](JsonView g) { r.groups.push_back(as_string(g, "request.userInfo.groups[]")); });
+      }
     });
   } else if (key == "dryRun") {
     if (!v.is_null() && !v.is_bool()) throw ReviewError("request.dryRun must be a boolean");

@@ -10,8 +10,8 @@
 namespace hci_admission {
 namespace {
 
-// The rules each policy declares, in the shape of a webhook
-// configuration's `rules`, keyed by the policy's path.
+// The rules (and matchConditions) each policy declares, in the shape of a
+// webhook configuration's, keyed by the policy's path.
 int print_rules(const std::vector<std::string> &args) {
   if (!args.empty()) {
     std::cerr << "hci-admission rules: takes no arguments" << std::endl;
@@ -21,7 +21,14 @@ int print_rules(const std::vector<std::string> &args) {
   for (const auto &spec : webhooks::builtin_policies()) {
     Json rules = Json::array();
     for (const auto &rule : spec.rules) rules.push_back(rule.to_webhook_rule());
-    out[spec.path()] = std::move(rules);
+    Json hook = {{"rules", std::move(rules)}};
+    if (!spec.match_conditions.empty()) {
+      hook["matchConditions"] = Json::array();
+      for (const auto &c : spec.match_conditions) {
+        hook["matchConditions"].push_back({{"name", c.name}, {"expression", c.expression}});
+      }
+    }
+    out[spec.path()] = std::move(hook);
   }
   std::cout << out.dump(2) << std::endl;
   return 0;
@@ -33,7 +40,7 @@ std::vector<Command> builtin_commands() {
   return {
       {"precheck", "would an upgrade be refused now? (see hci-admission precheck --help)",
        webhooks::run_upgrade_precheck},
-      {"rules", "the webhook configuration rules of each policy, as JSON", print_rules},
+      {"rules", "the webhook configuration rules and matchConditions of each policy, as JSON", print_rules},
   };
 }
 

@@ -1,6 +1,7 @@
 #include "hci_admission/kube/cluster_view.hpp"
 
 #include "hci_admission/common/files.hpp"
+#include "hci_admission/common/text.hpp"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@ namespace hci_admission {
 std::string ResourceRef::describe() const {
   std::string out = (group.empty() ? "" : group + "/") + version + " " + resource;
   if (!namespace_name.empty()) out += " in " + namespace_name;
+  if (!label_selector.empty()) out += " labelled " + label_selector;
   return out;
 }
 
@@ -92,6 +94,38 @@ void add_objects(const std::string &file, std::vector<Json> &out) {
   }
 }
 
+// An equality-based label selector, as the API server applies it: each
+// requirement "k=v" / "k==v", "k!=v", "k" (exists) or "!k" (does not).
+bool labels_match(const Json &object, const std::string &selector) {
+  const Json *labels = nullptr;
+  if (object.contains("metadata") && object["metadata"].is_object() &&
+      object["metadata"].contains("labels")) {
+    labels = &object["metadata"]["labels"];
+  }
+  const auto label = [&](const std::string &key) -> const Json * {
+    if (labels == nullptr || !labels->is_object()) return nullptr;
+    auto it = labels->find(key);
+    return it != labels->end() && it->is_string() ? &*it : nullptr;
+  };
+  for (const auto &requirement : split_list(selector)) {
+    const size_t not_equal = requirement.find("!=");
+    const size_t equal = requirement.find('=');
+    if (not_equal != std::string::npos) {
+      const Json *have = label(trim(requirement.substr(0, not_equal)));
+      if (have != nullptr && *have == trim(requirement.substr(not_equal + 2))) return false;
+    } else if (equal != std::string::npos) {
+      const size_t value_at = requirement.compare(equal, 2, "==") == 0 ? equal + 2 : equal + 1;
+      const Json *have = label(trim(requirement.substr(0, equal)));
+      if (have == nullptr || *have != trim(requirement.substr(value_at))) return false;
+    } else if (requirement[0] == '!') {
+      if (label(trim(requirement.substr(1))) != nullptr) return false;
+    } else if (label(requirement) == nullptr) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::unique_ptr<StaticClusterView> StaticClusterView::from_path(const std::string &path) {
@@ -138,6 +172,7 @@ void StaticClusterView::list_each(const ResourceRef &resource, const std::vector
       const Json &meta = o.contains("metadata") ? o["metadata"] : Json();
       if (!meta.is_object() || meta.value("namespace", "") != resource.namespace_name) continue;
     }
+    if (!resource.label_selector.empty() && !labels_match(o, resource.label_selector)) continue;
     // The same pruning as a live read, so that policies see the same thing.
     const std::string text = o.dump();
     const JsonIndex index = validate_json(text);

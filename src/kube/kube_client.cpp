@@ -332,6 +332,7 @@ void LiveClusterView::list_each(const ResourceRef &r, const std::vector<std::str
     std::string path = base + "?limit=" + std::to_string(page_size_);
     // The server's own timeout too, so that it gives up when we do.
     path += "&timeoutSeconds=" + std::to_string(std::max<long long>(1, left.count() / 1000));
+    if (!r.label_selector.empty()) path += "&labelSelector=" + percent_encode(r.label_selector);
     if (!continue_token.empty()) path += "&continue=" + percent_encode(continue_token);
     // Into a buffer sized once from Content-Length: growing a megabyte
     // page 4 KB at a time was a tenth of the guard's time (malloc churn).

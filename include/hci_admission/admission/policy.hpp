@@ -41,6 +41,7 @@ struct AdmissionRequest {
   std::string namespace_name;
   std::string operation;  // CREATE, UPDATE, DELETE or CONNECT
   std::string username;
+  std::vector<std::string> groups;  // userInfo.groups
   bool dry_run = false;
   Json object;      // null when the review carries none
   Json old_object;  // null when the review carries none
@@ -124,6 +125,13 @@ struct AdmissionRule {
   Json to_webhook_rule() const;
 };
 
+// One CEL matchCondition of a webhook configuration: kube-apiserver calls
+// the webhook only when every condition holds.
+struct MatchCondition {
+  std::string name;
+  std::string expression;
+};
+
 // How a policy is registered: everything the server needs to route to it,
 // document it and build it. Building throws std::invalid_argument when an
 // option value is unusable.
@@ -136,6 +144,10 @@ struct PolicySpec {
   // manifests test holds each webhook configuration to them
   // (hci-admission rules).
   std::vector<AdmissionRule> rules;
+  // Conditions kube-apiserver evaluates before calling at all (CEL, GA in
+  // Kubernetes 1.30), so that most requests never wait on the webhook; the
+  // manifests test holds the webhook configuration to them.
+  std::vector<MatchCondition> match_conditions;
   std::vector<PolicyOption> options;
   std::function<std::unique_ptr<Policy>(const PolicyConfig &)> build;
   // The parts of request.object and request.oldObject the policy reads, as

@@ -23,6 +23,9 @@ struct ResourceRef {
   std::string resource;        // plural: "nodes", "volumes"
   std::string kind;            // "Node", "Volume"
   std::string namespace_name;  // "" for cluster-scoped or all namespaces
+  // Equality-based, as the API's labelSelector: "key=value,key2!=v,key3";
+  // "" selects everything.
+  std::string label_selector = {};
 
   // "longhorn.io/v1beta2 volumes in longhorn-system"
   std::string describe() const;
