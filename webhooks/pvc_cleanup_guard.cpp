@@ -56,6 +56,26 @@ std::string name_list(const std::vector<std::string> &names) {
   return out;
 }
 
+std::string guest_cluster_of(const Json &vm) {
+  return text_of(member_or_null(member_or_null(member_or_null(vm, "metadata"), "labels"),
+                                PvcCleanupGuard::kGuestClusterLabel));
+}
+
+bool removes_all(const Json &vm) {
+  const Json &value = annotation(vm, PvcCleanupGuard::kRemoveAllAnnotation);
+  return value.is_string() && value.get<std::string>() == "true";
+}
+
+// The listed names that are not claims of the VM itself, in list order.
+std::vector<std::string> names_not_its_own(const Json &vm) {
+  const auto own = own_claims(vm);
+  std::vector<std::string> out;
+  for (auto &name : listed_claims(annotation(vm, PvcCleanupGuard::kRemovedAnnotation))) {
+    if (!own.count(name)) out.push_back(std::move(name));
+  }
+  return out;
+}
+
 bool may_remove_all(const AdmissionRequest &request, const std::vector<std::string> &allowed) {
   if (allowed.empty()) return true;
   return std::any_of(allowed.begin(), allowed.end(), [&](const std::string &who) {
@@ -102,6 +122,12 @@ PolicySpec PvcCleanupGuard::spec() {
 PvcCleanupGuard::PvcCleanupGuard(const ClusterView &cluster, std::vector<std::string> may_remove_all)
     : cluster_(cluster), may_remove_all_(std::move(may_remove_all)) {}
 
+bool PvcCleanupGuard::reads_cluster_for(const AdmissionRequest &request) const {
+  const Json &vm = request.object;
+  return vm.is_object() && set_or_changed(request, kRemovedAnnotation) && removes_all(vm) &&
+         !guest_cluster_of(vm).empty() && !names_not_its_own(vm).empty();
+}
+
 // Called for what spec().rules match: VMs being created or updated.
 Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
   const Json &vm = request.object;
@@ -115,15 +141,13 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
 
   const std::string vm_name =
       request.namespace_name + "/" + text_of(member_or_null(member_or_null(vm, "metadata"), "name"));
-  const std::string guest_cluster =
-      text_of(member_or_null(member_or_null(member_or_null(vm, "metadata"), "labels"), kGuestClusterLabel));
-  const Json &remove_all = annotation(vm, kRemoveAllAnnotation);
-  const bool removes_all = remove_all.is_string() && remove_all.get<std::string>() == "true";
+  const std::string guest_cluster = guest_cluster_of(vm);
+  const bool remove_all = removes_all(vm);
   Decision decision = Decision::allow();
 
   if (remove_all_changed) {
-    if (!removes_all) {
-      decision.warn(std::string(kRemoveAllAnnotation) + " is " + remove_all.dump() +
+    if (!remove_all) {
+      decision.warn(std::string(kRemoveAllAnnotation) + " is " + annotation(vm, kRemoveAllAnnotation).dump() +
                     ": the node driver acts only on \"true\"");
     } else if (!may_remove_all(request, may_remove_all_)) {
       return Decision::deny(403, "Forbidden",
@@ -137,12 +161,8 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
   }
   if (!removed_changed) return decision;
 
-  const auto own = own_claims(vm);
-  std::vector<std::string> foreign;
-  for (const auto &name : listed_claims(annotation(vm, kRemovedAnnotation))) {
-    if (!own.count(name)) foreign.push_back(name);
-  }
-  const bool guest_teardown = removes_all && !guest_cluster.empty();
+  std::vector<std::string> foreign = names_not_its_own(vm);
+  const bool guest_teardown = remove_all && !guest_cluster.empty();
   if (!foreign.empty() && guest_teardown) {
     // Only now, and only the guest cluster's PVCs in the VM's namespace.
     try {

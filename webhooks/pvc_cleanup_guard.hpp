@@ -28,6 +28,10 @@ class PvcCleanupGuard : public Policy {
   // removeAllPersistentVolumeClaims to "true"; empty lets anyone.
   PvcCleanupGuard(const ClusterView &cluster, std::vector<std::string> may_remove_all);
   Decision review(const AdmissionRequest &request) const override;
+  // Only a changed list that names PVCs not the VM's own, on a VM a
+  // guest-cluster teardown marked, needs the cluster; everything else is
+  // answered on the event loop.
+  bool reads_cluster_for(const AdmissionRequest &request) const override;
 
  private:
   const ClusterView &cluster_;

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <stdexcept>
+#include <utility>
 
 namespace hci_admission {
 namespace {
@@ -103,11 +105,6 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
   routes_[path] = Route{spec, path, std::move(policy), std::move(fields), rm};
 }
 
-bool AdmissionRouter::may_block(std::string_view path) const {
-  auto it = routes_.find(std::string(path));
-  return it != routes_.end() && it->second.spec.reads_cluster;
-}
-
 std::vector<std::string> AdmissionRouter::paths() const {
   std::vector<std::string> out;
   for (const auto &r : routes_) out.push_back(r.first);
@@ -201,19 +198,40 @@ HttpReply AdmissionRouter::failed(const Route &route, int status, const std::str
   return reply;
 }
 
+namespace {
+
+// Holds a review in flight and times it, from the request's arrival to its
+// answer, wherever the answer is made.
+class InFlight {
+ public:
+  InFlight(Gauge &in_flight, Histogram &latency, std::chrono::steady_clock::time_point started)
+      : in_flight_(&in_flight), latency_(&latency), started_(started) {
+    in_flight_->add(1);
+  }
+  InFlight(InFlight &&other) noexcept
+      : in_flight_(std::exchange(other.in_flight_, nullptr)),
+        latency_(other.latency_),
+        started_(other.started_) {}
+  InFlight(const InFlight &) = delete;
+  InFlight &operator=(const InFlight &) = delete;
+  InFlight &operator=(InFlight &&) = delete;
+  ~InFlight() {
+    if (in_flight_ == nullptr) return;
+    in_flight_->add(-1);
+    latency_->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  }
+
+ private:
+  Gauge *in_flight_;
+  Histogram *latency_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+}  // namespace
+
 HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std::string_view query) const {
   const auto started = std::chrono::steady_clock::now();
-  const RouteMetrics &m = route.metrics;
-  m.in_flight->add(1);
-  struct Done {
-    const RouteMetrics &m;
-    std::chrono::steady_clock::time_point started;
-    ~Done() {
-      m.in_flight->add(-1);
-      m.latency->observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    }
-  } done{m, started};
-
+  InFlight in_flight(*route.metrics.in_flight, *route.metrics.latency, started);
   DecodedReview review;
   try {
     review = decode_review(body, route.fields);
@@ -224,8 +242,26 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
     // request must never take the server down.
     return failed(route, 400, std::string("cannot read the review: ") + e.what(), "");
   }
+  review.request.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
+  bool may_read = false;
+  try {
+    may_read = route.spec.reads_cluster && !route.spec.screen(review.request) &&
+               route.policy->reads_cluster_for(review.request);
+  } catch (const std::exception &e) {
+    return failed(route, 500, "policy " + route.spec.name + " failed: " + e.what(), review.request.uid);
+  }
+  if (!may_read) return decide(route, review, started);
+  // Reading may block: the rest runs on a worker, the review decoded once.
+  HttpReply reply;
+  auto held = std::make_shared<std::pair<DecodedReview, InFlight>>(std::move(review), std::move(in_flight));
+  reply.finish_on_worker = [this, &route, held, started] { return decide(route, held->first, started); };
+  return reply;
+}
+
+HttpReply AdmissionRouter::decide(const Route &route, DecodedReview &review,
+                                  std::chrono::steady_clock::time_point started) const {
+  const RouteMetrics &m = route.metrics;
   AdmissionRequest &req = review.request;
-  req.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
   Decision decision;
   try {
     auto screened = route.spec.screen(req);

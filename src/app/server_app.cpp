@@ -239,9 +239,8 @@ int run_server(const Options &options, const std::vector<PolicySpec> &specs, con
   }
   std::unique_ptr<HttpsServer> server;
   try {
-    server = std::make_unique<HttpsServer>(
-        options.server, tls, [router](const HttpRequestView &r) { return router->handle(r); },
-        [router](std::string_view path) { return router->may_block(path); });
+    server = std::make_unique<HttpsServer>(options.server, tls,
+                                           [router](const HttpRequestView &r) { return router->handle(r); });
     server->bind();
   } catch (const std::exception &e) {
     throw StartupError(1, e.what());

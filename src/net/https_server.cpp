@@ -78,16 +78,14 @@ struct Connection {
   std::string client;                     // its address, for --max-connections-per-client
 };
 
-// A request handed to a worker. The connection's input moves with it, so
-// the body is neither copied nor freed while the worker reads it; it comes
-// back with the answer.
+// A request whose answer a worker finishes. The connection's input moves
+// with it, so the request's bytes stay counted against the connection
+// while the worker runs; they come back with the answer.
 struct OffloadedRequest {
   int fd;
   uint64_t id;
   std::string bytes;
-  size_t body_at, body_size;
-  std::string method, path, content_type, query;
-  std::vector<std::string> client_names;
+  std::function<HttpReply()> finish;
 };
 
 // CPUs this process may really use: its affinity mask, capped by a cgroup
@@ -541,11 +539,11 @@ class HttpsServer::Loop {
       }
       c.continue_sent = false;
       const bool head = p.method == "HEAD";
-      if (server_.blocking_ && server_.blocking_(p.path)) {
+      HttpReply reply =
+          server_.handle_safely({p.method, p.path, p.content_type, p.body(), p.query, &c.client_names});
+      if (reply.finish_on_worker) {
         auto job = std::make_shared<OffloadedRequest>(
-            OffloadedRequest{c.fd, c.id, std::string(), static_cast<size_t>(p.body().data() - c.in.data()),
-                             p.body().size(), std::string(p.method), std::string(p.path),
-                             std::string(p.content_type), std::string(p.query), c.client_names});
+            OffloadedRequest{c.fd, c.id, std::string(), std::move(reply.finish_on_worker)});
         c.state = Connection::State::Offloaded;
         c.pending_consumed = p.consumed;
         c.pending_head = head;
@@ -554,24 +552,21 @@ class HttpsServer::Loop {
         c.in = std::string();
         set_interest(c, 0);
         Loop *self = this;
-        HttpsServer &server = server_;
-        server_.workers_->enqueue([job, self, &server] {
-          const std::string_view body(job->bytes.data() + job->body_at, job->body_size);
-          HttpReply reply = server.handle_safely(
-              {job->method, job->path, job->content_type, body, job->query, &job->client_names});
-          self->complete(job->fd, job->id, std::move(reply), std::move(job->bytes));
+        server_.workers_->enqueue([job, self] {
+          HttpReply answer = HttpsServer::finish_safely(job->finish);
+          job->finish = nullptr;  // what it holds is freed here, before the trim
+          self->complete(job->fd, job->id, std::move(answer), std::move(job->bytes));
           // A blocking request read the cluster, on threads of its own whose
           // malloc arenas keep what was freed. Giving it back at once keeps
           // one review's peak from stacking on the last: the upgrade guard
           // over 10,000 volumes, 10,000 pods and 1,000 PDBs peaked at 56 MiB
           // after 90 reviews without this. Such requests are rare (an
-          // upgrade); the trim costs about a millisecond.
+          // upgrade, a guest-cluster teardown); the trim costs about a
+          // millisecond.
           malloc_trim(0);
         });
         return;
       }
-      const HttpReply reply =
-          server_.handle_safely({p.method, p.path, p.content_type, p.body(), p.query, &c.client_names});
       finish_request(c, reply, p.consumed, head, p.keep_alive, now);
       if (!conns_.count(fd)) return;
     }
@@ -902,12 +897,8 @@ class HttpsServer::Loop {
   std::vector<Done> done_;
 };
 
-HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> tls, Handler handler,
-                         Blocking blocking)
-    : config_(std::move(config)),
-      tls_(std::move(tls)),
-      handler_(std::move(handler)),
-      blocking_(std::move(blocking)) {
+HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> tls, Handler handler)
+    : config_(std::move(config)), tls_(std::move(tls)), handler_(std::move(handler)) {
   std::signal(SIGPIPE, SIG_IGN);
   ssl_ctx_.reset(SSL_CTX_new(TLS_server_method()));
   if (!ssl_ctx_ || !tls_->configure(*ssl_ctx_)) throw std::runtime_error("cannot set up TLS");
@@ -1005,6 +996,15 @@ HttpReply HttpsServer::handle_safely(const HttpRequestView &request) const {
     // A handler that throws answers 500 for this request; it must not take
     // the loop, and every other connection, down with it.
     LogLine("request handler failed").field("path", request.path).field("error", e.what()).error();
+    return error_reply(500, std::string("internal error: ") + e.what());
+  }
+}
+
+HttpReply HttpsServer::finish_safely(const std::function<HttpReply()> &finish) {
+  try {
+    return finish();
+  } catch (const std::exception &e) {
+    LogLine("request handler failed on a worker").field("error", e.what()).error();
     return error_reply(500, std::string("internal error: ") + e.what());
   }
 }

@@ -35,8 +35,21 @@ class RunningServer {
         [this](const HttpRequestView &r) {
           std::lock_guard<std::mutex> lock(mutex_);
           ++handled_;
-          return HttpReply{200, "text/plain",
-                           std::string(r.method) + " " + std::string(r.path) + " " + std::string(r.body), ""};
+          loop_thread_ = std::this_thread::get_id();
+          HttpReply reply{200, "text/plain",
+                          std::string(r.method) + " " + std::string(r.path) + " " + std::string(r.body), ""};
+          // "/worker...": finished on a worker thread, which it names.
+          if (r.path.rfind("/worker", 0) == 0) {
+            const bool throws = r.path == "/worker-throws";
+            reply.finish_on_worker = [this, body = reply.body, throws] {
+              std::this_thread::sleep_for(20ms);  // the loop answers others meanwhile
+              if (throws) throw std::runtime_error("worker failed");
+              std::lock_guard<std::mutex> lock(mutex_);
+              worker_threads_.push_back(std::this_thread::get_id());
+              return HttpReply{200, "text/plain", "worker: " + body, ""};
+            };
+          }
+          return reply;
         });
     server_->bind();
     thread_ = std::thread([this] { server_->serve(); });
@@ -55,6 +68,14 @@ class RunningServer {
     return handled_;
   }
   HttpsServer &server() { return *server_; }
+  std::thread::id loop_thread() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return loop_thread_;
+  }
+  std::vector<std::thread::id> worker_threads() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return worker_threads_;
+  }
 
  private:
   test_support::TempDir dir_;
@@ -63,6 +84,8 @@ class RunningServer {
   std::thread thread_;
   std::mutex mutex_;
   size_t handled_ = 0;
+  std::thread::id loop_thread_;
+  std::vector<std::thread::id> worker_threads_;
 };
 
 std::string post(const std::string &path, const std::string &body) {
@@ -95,6 +118,28 @@ TEST_CASE("https server: pipelined requests are answered in order", "[server]") 
   REQUIRE(three != std::string::npos);
   CHECK(one < two);
   CHECK(two < three);
+}
+
+TEST_CASE("https server: what a handler hands on is finished on a worker, in order", "[server]") {
+  RunningServer s;
+  test_support::TlsClient client(s.port(), s.ca());
+  test_support::TlsClient other(s.port(), s.ca());
+  REQUIRE(
+      client.send(post("/worker", "x") + post("/2", "y") + post("/worker-throws", "z") + post("/4", "w")));
+  // Another connection is answered while the worker runs.
+  REQUIRE(other.send(post("/meanwhile", "m")));
+  CHECK_THAT(other.read_responses(1), Catch::EndsWith("POST /meanwhile m"));
+  const std::string answers = client.read_responses(4);
+  const size_t one = answers.find("worker: POST /worker x"), two = answers.find("POST /2 y"),
+               three = answers.find("HTTP/1.1 500"), four = answers.find("POST /4 w");
+  REQUIRE(four != std::string::npos);
+  CHECK(one < two);
+  CHECK(two < three);
+  CHECK(three < four);
+  CHECK_THAT(answers, Catch::Contains("worker failed"));
+  const auto workers = s.worker_threads();
+  REQUIRE(workers.size() == 1);
+  CHECK(workers[0] != s.loop_thread());
 }
 
 TEST_CASE("https server: a connection closes after its last allowed request", "[server]") {

@@ -52,6 +52,10 @@ std::vector<Json> cluster_pvcs() {
           pvc("pvc-elsewhere", "team-a", "rke2-a")};
 }
 
+// Lists by every CountingView, for decide() to hold review() to
+// reads_cluster_for() whichever view the guard was given.
+std::atomic<int> lists_by_any_view{0};
+
 // Counts its lists, and fails them on demand.
 class CountingView : public StaticClusterView {
  public:
@@ -61,6 +65,7 @@ class CountingView : public StaticClusterView {
   void list_each(const ResourceRef &r, const std::vector<std::string> &fields, Deadline d,
                  const ListSink &sink) const override {
     ++lists;
+    ++lists_by_any_view;
     last_selector = r.label_selector;
     if (fail) throw ClusterReadError("list " + r.describe() + ": HTTP 500: etcd is sad");
     StaticClusterView::list_each(r, fields, d, sink);
@@ -95,7 +100,12 @@ Decision decide(const PvcCleanupGuard &guard, const Request &r) {
   ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
   const auto decoded = decode_review(review.dump(), fields);
   if (auto screened = spec.screen(decoded.request)) return *screened;
-  return guard.review(decoded.request);
+  // review() reads only where reads_cluster_for() said it may: the router
+  // runs the others on the event loop.
+  const int lists_before = lists_by_any_view;
+  Decision decision = guard.review(decoded.request);
+  if (!guard.reads_cluster_for(decoded.request)) CHECK(lists_by_any_view == lists_before);
+  return decision;
 }
 
 Json annotations(const std::string &removed, const std::string &remove_all = "") {

@@ -174,3 +174,63 @@ TEST_CASE("a policy spec without rules is refused at registration", "[router]") 
   s.rules.clear();
   CHECK_THROWS_AS(router.add(s, std::make_unique<FakePolicy>(Decision::allow())), std::invalid_argument);
 }
+
+namespace {
+
+// A policy that reads the cluster for some requests: those whose object
+// says so.
+class SometimesReading : public Policy {
+ public:
+  Decision review(const AdmissionRequest &) const override {
+    ++reviews;
+    return Decision::deny(403, "Forbidden", "read and refused");
+  }
+  bool reads_cluster_for(const AdmissionRequest &request) const override {
+    return request.object.value("read", false);
+  }
+  mutable int reviews = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a review that may read the cluster is finished on a worker, the others at once", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router;
+  PolicySpec s = spec("reader", PolicyType::Validating);
+  s.reads_cluster = true;
+  auto owned = std::make_unique<SometimesReading>();
+  const SometimesReading *policy = owned.get();
+  router.add(s, std::move(owned));
+  Gauge &in_flight = metrics().gauge("controller_runtime_webhook_requests_in_flight",
+                                     "Current number of admission requests being served.",
+                                     {{"webhook", "/validate/reader"}});
+
+  // Needs no read: answered here, no worker.
+  HttpReply r = call(router, "POST", "/validate/reader", review_with("object", {{"read", false}}));
+  CHECK_FALSE(r.finish_on_worker);
+  CHECK(r.status == 200);
+  CHECK(policy->reviews == 1);
+  CHECK(in_flight.value() == 0);
+
+  // May read: nothing decided yet, and the review stays in flight until
+  // the worker's part has run.
+  r = call(router, "POST", "/validate/reader", review_with("object", {{"read", true}}));
+  REQUIRE(r.finish_on_worker);
+  CHECK(policy->reviews == 1);
+  CHECK(in_flight.value() == 1);
+  const HttpReply answer = r.finish_on_worker();
+  CHECK(policy->reviews == 2);
+  REQUIRE(answer.status == 200);
+  const auto response = Json::parse(answer.body)["response"];
+  CHECK(response["uid"] == "u1");
+  CHECK(response["status"]["code"] == 403);
+  r = HttpReply();
+  CHECK(in_flight.value() == 0);
+
+  // A request the rules screen out never goes to a worker.
+  r = call(router, "POST", "/validate/reader", review_with("operation", "DELETE"));
+  CHECK_FALSE(r.finish_on_worker);
+  CHECK(policy->reviews == 2);
+  // Nor does a review that cannot be read.
+  CHECK(call(router, "POST", "/validate/reader", "{nope").status == 400);
+}

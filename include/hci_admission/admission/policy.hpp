@@ -79,6 +79,11 @@ class Policy {
  public:
   virtual ~Policy() = default;
   virtual Decision review(const AdmissionRequest &request) const = 0;
+  // For a policy that reads the cluster (PolicySpec::reads_cluster):
+  // whether review() may read it for this request. Asked on an event loop,
+  // so it must not block itself; when true, review() runs on a worker
+  // thread, and when false it runs on the loop and must not read.
+  virtual bool reads_cluster_for(const AdmissionRequest & /*request*/) const { return true; }
 };
 
 // Flags a policy adds to the command line, with their defaults.
@@ -156,8 +161,9 @@ struct PolicySpec {
   std::vector<std::string> object_fields{""};
   std::vector<std::string> old_object_fields{""};
   // True for a policy that reads the cluster: it is given a ClusterView,
-  // and runs on a worker thread instead of the connection's event loop
-  // because reading may block.
+  // and, for requests its reads_cluster_for() says may read, runs on a
+  // worker thread instead of the connection's event loop because reading
+  // may block.
   bool reads_cluster = false;
   // What it reads, for --help and for RBAC to match: "list nodes",
   // "list volumes.longhorn.io in longhorn-system".

@@ -43,9 +43,9 @@ class AdmissionRouter {
     allowed_client_names_ = std::move(allowed_names);
   }
 
+  // Never blocks: a review that may read the cluster is returned as
+  // HttpReply::finish_on_worker.
   HttpReply handle(const HttpRequestView &request) const;
-  // Whether the policy at `path` may block (it reads the cluster).
-  bool may_block(std::string_view path) const;
 
   std::vector<std::string> paths() const;
 
@@ -66,6 +66,9 @@ class AdmissionRouter {
     RouteMetrics metrics;
   };
   HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
+  // The policy's decision on a decoded review, encoded, counted and logged.
+  HttpReply decide(const Route &route, DecodedReview &review,
+                   std::chrono::steady_clock::time_point started) const;
   // Counts and logs an answer that is not a decision (400, 415, 500...).
   HttpReply failed(const Route &route, int status, const std::string &message, const std::string &uid) const;
 

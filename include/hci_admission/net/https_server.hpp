@@ -6,7 +6,7 @@
 // second with a 3.3 ms p99 at 16 connections, more than the whole budget
 // of a webhook in kube-apiserver's request path. Here a connection is a
 // state machine on one loop thread, and a request is handled where it is
-// read, except on paths whose handler may block (those go to workers).
+// read, except what its handler hands on to a worker because it may block.
 // What connections hold beyond their own allowance comes from one
 // ByteBudget; a request it has no room for is not read until it has.
 #pragma once
@@ -33,6 +33,10 @@ struct HttpReply {
   std::string content_type = "application/json";
   std::string body;
   std::string allow;  // the Allow header of a 405
+  // Set by a handler whose answer needs work that may block (a cluster
+  // read): the server runs it on a worker thread and sends what it returns
+  // instead of this reply. Everything else is answered on the loop.
+  std::function<HttpReply()> finish_on_worker = {};
 };
 
 // What a handler sees of a request; views into the connection's buffer.
@@ -173,12 +177,11 @@ struct HttpsServerConfig {
 
 class HttpsServer {
  public:
+  // Called on a loop thread, so it must not block: what may is returned
+  // as HttpReply::finish_on_worker.
   using Handler = std::function<HttpReply(const HttpRequestView &)>;
-  // True for a path whose handler may block (it then runs on a worker).
-  using Blocking = std::function<bool(std::string_view path)>;
 
-  HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> tls, Handler handler,
-              Blocking blocking = nullptr);
+  HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> tls, Handler handler);
   ~HttpsServer();
   HttpsServer(const HttpsServer &) = delete;
   HttpsServer &operator=(const HttpsServer &) = delete;
@@ -205,7 +208,6 @@ class HttpsServer {
   HttpsServerConfig config_;
   std::shared_ptr<TlsContext> tls_;
   Handler handler_;
-  Blocking blocking_;
   SslCtxPtr ssl_ctx_;
   int listen_fd_ = -1;
   int port_ = 0;
@@ -223,6 +225,7 @@ class HttpsServer {
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<class WorkerPool> workers_;
   HttpReply handle_safely(const HttpRequestView &request) const;
+  static HttpReply finish_safely(const std::function<HttpReply()> &finish);
   // Counts a connection against its client address; false when that
   // address is at max_connections_per_client.
   bool admit_client(const std::string &client);
