@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Load test of each policy with wrk (HTTP/1.1 keep-alive over TLS) at 1, 16,
 # 64 and 256 connections: throughput, p50/p99, errors, and the server's RSS
-# (idle, after each step, and the peak). The upgrade guard decides from the
-# offline fixture cluster here; bench/upgrade_guard.sh measures it over
-# 10,000 volumes on a (fake) API server.
+# (idle, after each step, and the peak). The guards decide from the offline
+# fixture cluster here (the PVC cleanup guard twice: the UI's list, which
+# needs no read, and the node driver's, which needs one); bench/upgrade_guard.sh
+# measures the upgrade guard over 10,000 volumes on a (fake) API server.
 #   bench/policies.sh [SECONDS=5] [CONNS="1 16 64 256"]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,11 +22,14 @@ pid=$!
 for _ in $(seq 1 100); do curl -sf --cacert "$work/certs/ca.crt" "https://localhost:$port/readyz" >/dev/null && break; sleep 0.05; done
 rss() { awk -v f="$1:" '$1 == f {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }
 echo "idle RSS: $(rss VmRSS) MiB"
-printf '%-26s %6s %10s %9s %9s %7s %9s\n' policy conns req/s p50 p99 errors "RSS MiB"
+printf '%-34s %6s %10s %9s %9s %7s %9s\n' policy conns req/s p50 p99 errors "RSS MiB"
 for policy in csi-controller-placement:mutate:csi-no-affinity kubevirt-infra-placement:mutate:kubevirt-no-infra \
-  upgrade-guard:validate:upgrade-skip-true-detached; do
+  upgrade-guard:validate:upgrade-skip-true-detached pvc-cleanup-guard:validate:vm-pvc-cleanup-ui-delete \
+  pvc-cleanup-guard:validate:vm-pvc-cleanup-node-driver; do
   IFS=: read -r name kind fixture <<<"$policy"
   jq -c .review "test/fixtures/e2e/$fixture.json" >"$work/body.json"
+  label=$name
+  [[ $fixture == vm-pvc-cleanup-* ]] && label="$name (${fixture#vm-pvc-cleanup-})"
   for c in $conns; do
     out=$(BODY="$work/body.json" URL_PATH="/$kind/$name" wrk -t1 -c"$c" -d"${seconds}s" --latency \
       -s bench/post.lua "https://127.0.0.1:$port" 2>&1)
@@ -33,7 +37,7 @@ for policy in csi-controller-placement:mutate:csi-no-affinity kubevirt-infra-pla
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
     errors=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
-    printf '%-26s %6s %10s %9s %9s %7s %9s\n' "$name" "$c" "$rps" "$p50" "$p99" "$errors" "$(rss VmRSS)"
+    printf '%-34s %6s %10s %9s %9s %7s %9s\n' "$label" "$c" "$rps" "$p50" "$p99" "$errors" "$(rss VmRSS)"
   done
 done
 echo "peak RSS: $(rss VmHWM) MiB"

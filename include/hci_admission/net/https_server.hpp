@@ -208,6 +208,7 @@ class HttpsServer {
   HttpsServerConfig config_;
   std::shared_ptr<TlsContext> tls_;
   Handler handler_;
+  std::atomic<int64_t> last_trim_ms_{0};
   SslCtxPtr ssl_ctx_;
   int listen_fd_ = -1;
   int port_ = 0;
@@ -226,6 +227,9 @@ class HttpsServer {
   std::unique_ptr<class WorkerPool> workers_;
   HttpReply handle_safely(const HttpRequestView &request) const;
   static HttpReply finish_safely(const std::function<HttpReply()> &finish);
+  // After a long request finished on a worker: gives freed heap back to
+  // the system, at most every 100 ms.
+  void trim_heap_now_and_then();
   // Counts a connection against its client address; false when that
   // address is at max_connections_per_client.
   bool admit_client(const std::string &client);
