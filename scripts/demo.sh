@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start: installs dependencies, builds, makes development certificates
 # in certs/dev and runs the server on https://localhost:9443 in the
-# foreground (Ctrl-C stops it). With no cluster at hand, the upgrade guard
-# reads the sample cluster in test/fixtures/cluster (kubectl JSON); pass
+# foreground (Ctrl-C stops it). With no cluster at hand, the guards
+# read the sample cluster in test/fixtures/cluster (kubectl JSON); pass
 # --kubeconfig FILE to read a real one. Extra arguments go to the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."

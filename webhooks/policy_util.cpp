@@ -13,6 +13,13 @@ const Json &member_or_null(const Json &parent, const char *key) {
 }
 
 std::string text_of(const Json &value) { return value.is_string() ? value.get<std::string>() : ""; }
+
+std::string capped_list(const std::vector<std::string> &names, size_t limit) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > limit) out += ", and " + std::to_string(names.size() - limit) + " more";
+  return out;
+}
 namespace {
 
 const char *type_name(Json::value_t t) {

@@ -26,6 +26,10 @@ const Json &member_or_null(const Json &parent, const char *key);
 // A string value as it is; "" for anything else.
 std::string text_of(const Json &value);
 
+// Names for a message: "a, b, c", at most `limit` of them, then
+// ", and N more".
+std::string capped_list(const std::vector<std::string> &names, size_t limit);
+
 // The member `key` of `parent` as an object, created when absent or null.
 Json &ensure_object(Json &parent, const char *key, const std::string &where);
 // The member `key` of `parent` as an array, created when absent or null.

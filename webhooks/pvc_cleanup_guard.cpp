@@ -48,14 +48,6 @@ std::set<std::string> own_claims(const Json &vm) {
   return out;
 }
 
-std::string name_list(const std::vector<std::string> &names) {
-  std::string out;
-  for (size_t i = 0; i < names.size() && i < kNamesInMessage; ++i) out += (i ? ", " : "") + names[i];
-  if (names.size() > kNamesInMessage)
-    out += ", and " + std::to_string(names.size() - kNamesInMessage) + " more";
-  return out;
-}
-
 std::string guest_cluster_of(const Json &vm) {
   return text_of(member_or_null(member_or_null(member_or_null(vm, "metadata"), "labels"),
                                 PvcCleanupGuard::kGuestClusterLabel));
@@ -194,7 +186,7 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
   std::string message = std::string(kRemovedAnnotation) + " on " + vm_name +
                         " names PVCs that Harvester would delete with it although they are not its volumes" +
                         (guest_teardown ? " nor PVCs of guest cluster " + guest_cluster : std::string()) +
-                        ": " + name_list(foreign);
+                        ": " + capped_list(foreign, kNamesInMessage);
   if (!guest_teardown && !guest_cluster.empty()) {
     message += " (a guest cluster's own PVCs may be listed only with " + std::string(kRemoveAllAnnotation) +
                ": \"true\")";

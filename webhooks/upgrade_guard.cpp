@@ -32,10 +32,10 @@ Decision invalid(std::string message) {
 }
 
 std::string name_list(const std::vector<UpgradeGuard::Volume> &volumes, size_t limit) {
-  std::string out;
-  for (size_t i = 0; i < volumes.size() && i < limit; ++i) out += (i ? ", " : "") + volumes[i].pvc;
-  if (volumes.size() > limit) out += ", and " + std::to_string(volumes.size() - limit) + " more";
-  return out;
+  std::vector<std::string> names;
+  names.reserve(volumes.size());
+  for (const auto &v : volumes) names.push_back(v.pvc);
+  return capped_list(names, limit);
 }
 
 // "prefix (N): a, b" split into warnings of at most 120 bytes.
@@ -112,12 +112,10 @@ const std::vector<std::string> &skippable_checks() {
 }
 
 std::string blocker_list(const std::vector<Blocker> &blockers, size_t limit) {
-  std::string out;
-  for (size_t i = 0; i < blockers.size() && i < limit; ++i) {
-    out += (i ? ", " : "") + blockers[i].object + " (" + blockers[i].reason + ")";
-  }
-  if (blockers.size() > limit) out += ", and " + std::to_string(blockers.size() - limit) + " more";
-  return out;
+  std::vector<std::string> named;
+  named.reserve(blockers.size());
+  for (const auto &b : blockers) named.push_back(b.object + " (" + b.reason + ")");
+  return capped_list(named, limit);
 }
 
 // The volume as the guard reports it, when it has a single replica.

@@ -154,6 +154,20 @@ TEST_CASE("pvc-cleanup-guard: PVCs not of this VM are refused, named and sorted"
   CHECK(view.lists == 0);  // without removeAll the guest cluster's PVCs are not looked up
 }
 
+TEST_CASE("pvc-cleanup-guard: a long list of foreign PVCs is named 50 at most", "[pvc-cleanup]") {
+  CountingView view(cluster_pvcs());
+  PvcCleanupGuard guard(view, {});
+  std::string list;
+  for (int i = 59; i >= 0; --i) list += "stray-" + std::string(i < 10 ? "0" : "") + std::to_string(i) + ",";
+  const Decision d = decide(guard, {"CREATE", vm(annotations(list))});
+  CHECK(d.code == 422);
+  CHECK_THAT(d.message,
+             Catch::Contains(": stray-00, stray-01, ") &&
+                 Catch::EndsWith("stray-49, and 10 more (a guest cluster's own PVCs may be listed "
+                                 "only with harvesterhci.io/removeAllPersistentVolumeClaims: \"true\")"));
+  CHECK_THAT(d.message, !Catch::Contains("stray-50"));
+}
+
 TEST_CASE("pvc-cleanup-guard: a guest-cluster teardown may list that cluster's PVCs", "[pvc-cleanup]") {
   CountingView view(cluster_pvcs());
   PvcCleanupGuard guard(view, {});
