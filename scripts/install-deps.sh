@@ -14,6 +14,15 @@ packages=(
   # lint (scripts/lint.sh)
   clang-format clang-tidy
 )
+# A CEL implementation for the matchConditions test (test/cel_test.mjs):
+# cel-js from the npm registry, pinned, with the machine's Node.js, into
+# .deps/ (no Debian package evaluates CEL).
+cel=.deps/cel/node_modules/@marcbachmann/cel-js/package.json
+if [ ! -f "$(dirname "$0")/../$cel" ]; then
+  echo "installing: @marcbachmann/cel-js@8.0.0 (npm) into .deps/cel" >&2
+  npm install --silent --no-audit --no-fund --prefix "$(dirname "$0")/../.deps/cel" @marcbachmann/cel-js@8.0.0 >/dev/null
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

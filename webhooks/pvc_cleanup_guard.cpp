@@ -31,9 +31,10 @@ std::vector<std::string> listed_claims(const Json &value) {
   return out;
 }
 
-// The VM's own claims: persistentVolumeClaim.claimName and dataVolume.name
-// of spec.template.spec.volumes (a DataVolume's PVC has its name).
-std::set<std::string> own_claims(const Json &vm) {
+// The claims of a VM object: persistentVolumeClaim.claimName and
+// dataVolume.name of spec.template.spec.volumes (a DataVolume's PVC has
+// its name).
+std::set<std::string> claims_of(const Json &vm) {
   std::set<std::string> out;
   const Json &volumes = member_or_null(
       member_or_null(member_or_null(member_or_null(vm, "spec"), "template"), "spec"), "volumes");
@@ -58,11 +59,20 @@ bool removes_all(const Json &vm) {
   return value.is_string() && value.get<std::string>() == "true";
 }
 
+// The VM's own claims: on UPDATE those it had before this request.
+// Otherwise one update could attach any PVC in the namespace as a volume
+// and name it for deletion at once (neither the node driver nor the UI
+// changes volumes when it writes the list).
+std::set<std::string> own_claims(const AdmissionRequest &request) {
+  if (request.operation == "UPDATE" && request.old_object.is_object()) return claims_of(request.old_object);
+  return claims_of(request.object);
+}
+
 // The listed names that are not claims of the VM itself, in list order.
-std::vector<std::string> names_not_its_own(const Json &vm) {
-  const auto own = own_claims(vm);
+std::vector<std::string> names_not_its_own(const AdmissionRequest &request) {
+  const auto own = own_claims(request);
   std::vector<std::string> out;
-  for (auto &name : listed_claims(annotation(vm, PvcCleanupGuard::kRemovedAnnotation))) {
+  for (auto &name : listed_claims(annotation(request.object, PvcCleanupGuard::kRemovedAnnotation))) {
     if (!own.count(name)) out.push_back(std::move(name));
   }
   return out;
@@ -86,18 +96,24 @@ PolicySpec PvcCleanupGuard::spec() {
   s.type = PolicyType::Validating;
   s.summary = "refuse PVC cleanup annotations on VMs that would delete PVCs not theirs";
   s.rules = {{{"CREATE", "UPDATE"}, "kubevirt.io", {"v1"}, "virtualmachines", "VirtualMachine"}};
-  // Only VMs that carry one of the two annotations are sent at all, so
-  // ordinary VM updates never wait on this webhook.
-  s.match_conditions = {{"carries-a-pvc-cleanup-annotation",
-                         "has(object.metadata.annotations) && ('" + std::string(kRemovedAnnotation) +
-                             "' in object.metadata.annotations || '" + kRemoveAllAnnotation +
-                             "' in object.metadata.annotations)"}};
+  // Only VMs on which one of the two annotations is set (CREATE) or added
+  // or changed (UPDATE) are sent at all: ordinary VM updates, and those
+  // that remove a deleted VM's finalizers, never wait on this webhook
+  // (with failurePolicy Fail they would stick while it is down). oldObject
+  // is null on CREATE.
+  s.match_conditions = {
+      {"sets-a-pvc-cleanup-annotation",
+       "has(object.metadata.annotations) && ['" + std::string(kRemovedAnnotation) + "', '" +
+           kRemoveAllAnnotation +
+           "'].exists(k, k in object.metadata.annotations && (oldObject == null || "
+           "!has(oldObject.metadata.annotations) || !(k in oldObject.metadata.annotations) || "
+           "oldObject.metadata.annotations[k] != object.metadata.annotations[k]))"}};
   s.options = {{"pvc-cleanup-remove-all-users", "",
                 "users, and groups as group:NAME, who may set " + std::string(kRemoveAllAnnotation) +
                     ": \"true\" (comma-separated; empty: anyone)"}};
-  s.object_fields = {"/metadata/name", "/metadata/annotations", "/metadata/labels",
+  s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/annotations", "/metadata/labels",
                      "/spec/template/spec/volumes"};
-  s.old_object_fields = {"/metadata/annotations"};
+  s.old_object_fields = {"/metadata/annotations", "/spec/template/spec/volumes"};
   s.reads_cluster = true;
   s.cluster_reads = {"list persistentvolumeclaims"};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
@@ -117,7 +133,7 @@ PvcCleanupGuard::PvcCleanupGuard(const ClusterView &cluster, std::vector<std::st
 bool PvcCleanupGuard::reads_cluster_for(const AdmissionRequest &request) const {
   const Json &vm = request.object;
   return vm.is_object() && set_or_changed(request, kRemovedAnnotation) && removes_all(vm) &&
-         !guest_cluster_of(vm).empty() && !names_not_its_own(vm).empty();
+         !guest_cluster_of(vm).empty() && !names_not_its_own(request).empty();
 }
 
 // Called for what spec().rules match: VMs being created or updated.
@@ -126,13 +142,19 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
   if (!vm.is_object()) {
     return Decision::deny(400, "BadRequest", std::string(kName) + ": the request carries no VirtualMachine");
   }
+  if (request.namespace_name.empty()) {
+    // A list in "" would be every namespace's PVCs.
+    return Decision::deny(400, "BadRequest", std::string(kName) + ": the request names no namespace");
+  }
   const bool removed_changed = set_or_changed(request, kRemovedAnnotation);
   const bool remove_all_changed = set_or_changed(request, kRemoveAllAnnotation);
   // An update that leaves both as they were is not looked at further.
   if (!removed_changed && !remove_all_changed) return Decision::allow();
 
-  const std::string vm_name =
-      request.namespace_name + "/" + text_of(member_or_null(member_or_null(vm, "metadata"), "name"));
+  const Json &meta = member_or_null(vm, "metadata");
+  std::string name = text_of(member_or_null(meta, "name"));
+  if (name.empty()) name = text_of(member_or_null(meta, "generateName"));
+  const std::string vm_name = request.namespace_name + "/" + name;
   const std::string guest_cluster = guest_cluster_of(vm);
   const bool remove_all = removes_all(vm);
   Decision decision = Decision::allow();
@@ -153,7 +175,7 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
   }
   if (!removed_changed) return decision;
 
-  std::vector<std::string> foreign = names_not_its_own(vm);
+  std::vector<std::string> foreign = names_not_its_own(request);
   const bool guest_teardown = remove_all && !guest_cluster.empty();
   if (!foreign.empty() && guest_teardown) {
     // Only now, and only the guest cluster's PVCs in the VM's namespace.

@@ -81,6 +81,7 @@ struct Request {
   Json old_object = nullptr;
   std::string username = "admin";
   std::vector<std::string> groups = {"system:authenticated"};
+  std::string namespace_name = "guests";
 };
 
 Decision decide(const PvcCleanupGuard &guard, const Request &r) {
@@ -93,7 +94,7 @@ Decision decide(const PvcCleanupGuard &guard, const Request &r) {
         {"kind", {{"group", "kubevirt.io"}, {"version", "v1"}, {"kind", "VirtualMachine"}}},
         {"resource", {{"group", "kubevirt.io"}, {"version", "v1"}, {"resource", "virtualmachines"}}},
         {"operation", r.operation},
-        {"namespace", "guests"},
+        {"namespace", r.namespace_name},
         {"userInfo", {{"username", r.username}, {"groups", r.groups}}},
         {"object", r.object},
         {"oldObject", r.old_object}}}};
@@ -152,6 +153,43 @@ TEST_CASE("pvc-cleanup-guard: PVCs not of this VM are refused, named and sorted"
   REQUIRE(d.causes.size() == 1);
   CHECK(d.causes[0].field == "metadata.annotations[harvesterhci.io/removedPersistentVolumeClaims]");
   CHECK(view.lists == 0);  // without removeAll the guest cluster's PVCs are not looked up
+}
+
+TEST_CASE("pvc-cleanup-guard: a PVC attached in the same update is not the VM's own", "[pvc-cleanup]") {
+  CountingView view(cluster_pvcs());
+  PvcCleanupGuard guard(view, {});
+  // One update attaching another VM's data disk and naming it for deletion.
+  Json grabbing = vm(annotations("rke2-a-pool1-x7k2p-data,detached-data-disk"));
+  grabbing["spec"]["template"]["spec"]["volumes"].push_back(
+      {{"name", "grab"}, {"persistentVolumeClaim", {{"claimName", "detached-data-disk"}}}});
+  const Decision d = decide(guard, {"UPDATE", grabbing, vm()});
+  CHECK(d.code == 422);
+  CHECK_THAT(d.message, Catch::Contains(": detached-data-disk"));
+  // Attached before, named now: its own.
+  Json attached = vm();
+  attached["spec"]["template"]["spec"]["volumes"].push_back(
+      {{"name", "grab"}, {"persistentVolumeClaim", {{"claimName", "detached-data-disk"}}}});
+  CHECK(decide(guard, {"UPDATE", grabbing, attached}).allowed);
+  // Detached in the same update that names it: it was the VM's.
+  CHECK(decide(guard, {"UPDATE", vm(annotations("detached-data-disk")), attached}).allowed);
+  CHECK(decide(guard, {"UPDATE", vm(annotations("rke2-a-pool1-x7k2p-data")), vm()}).allowed);
+}
+
+TEST_CASE("pvc-cleanup-guard: names a generateName VM, refuses a request without a namespace",
+          "[pvc-cleanup]") {
+  CountingView view(cluster_pvcs());
+  PvcCleanupGuard guard(view, {});
+  Json generated = vm(annotations("detached-data-disk"));
+  generated["metadata"].erase("name");
+  generated["metadata"]["generateName"] = "rke2-a-pool1-";
+  const Decision d = decide(guard, {"CREATE", generated});
+  CHECK(d.code == 422);
+  CHECK_THAT(d.message, Catch::Contains(" on guests/rke2-a-pool1- names PVCs"));
+  Request no_namespace{"UPDATE", vm(annotations("pvc-8f1e2d3c", "true")), vm(annotations("", "true"))};
+  no_namespace.namespace_name = "";
+  const Decision refused = decide(guard, no_namespace);
+  CHECK(refused.code == 400);
+  CHECK(view.lists == 0);
 }
 
 TEST_CASE("pvc-cleanup-guard: a long list of foreign PVCs is named 50 at most", "[pvc-cleanup]") {
@@ -277,11 +315,11 @@ TEST_CASE("pvc-cleanup-guard: other kinds, missing objects, spec", "[pvc-cleanup
   CHECK(spec.rules[0].resource == "virtualmachines");
   CHECK(spec.rules[0].operations == std::vector<std::string>{"CREATE", "UPDATE"});
   REQUIRE(spec.match_conditions.size() == 1);
-  CHECK_THAT(
-      spec.match_conditions[0].expression,
-      Catch::Contains("'harvesterhci.io/removedPersistentVolumeClaims' in object.metadata.annotations") &&
-          Catch::Contains(
-              "'harvesterhci.io/removeAllPersistentVolumeClaims' in object.metadata.annotations"));
+  // What it means is evaluated with CEL by test/cel_test.mjs.
+  CHECK_THAT(spec.match_conditions[0].expression,
+             Catch::Contains("'harvesterhci.io/removedPersistentVolumeClaims'") &&
+                 Catch::Contains("'harvesterhci.io/removeAllPersistentVolumeClaims'") &&
+                 Catch::Contains("oldObject.metadata.annotations[k] != object.metadata.annotations[k]"));
   CHECK(spec.cluster_reads == std::vector<std::string>{"list persistentvolumeclaims"});
   CHECK_THROWS_AS(
       spec.build(PolicyConfig(std::map<std::string, std::string>{{"pvc-cleanup-remove-all-users", ""}})),

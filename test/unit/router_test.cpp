@@ -204,6 +204,10 @@ TEST_CASE("a review that may read the cluster is finished on a worker, the other
   Gauge &in_flight = metrics().gauge("controller_runtime_webhook_requests_in_flight",
                                      "Current number of admission requests being served.",
                                      {{"webhook", "/validate/reader"}});
+  Histogram &latency = metrics().histogram("controller_runtime_webhook_latency_seconds",
+                                           "Histogram of the latency of processing admission requests",
+                                           {{"webhook", "/validate/reader"}});
+  const auto observed = [&] { return latency.cumulative().back(); };
 
   // Needs no read: answered here, no worker.
   HttpReply r = call(router, "POST", "/validate/reader", review_with("object", {{"read", false}}));
@@ -211,6 +215,7 @@ TEST_CASE("a review that may read the cluster is finished on a worker, the other
   CHECK(r.status == 200);
   CHECK(policy->reviews == 1);
   CHECK(in_flight.value() == 0);
+  CHECK(observed() == 1);
 
   // May read: nothing decided yet, and the review stays in flight until
   // the worker's part has run.
@@ -218,6 +223,7 @@ TEST_CASE("a review that may read the cluster is finished on a worker, the other
   REQUIRE(r.finish_on_worker);
   CHECK(policy->reviews == 1);
   CHECK(in_flight.value() == 1);
+  CHECK(observed() == 1);
   const HttpReply answer = r.finish_on_worker();
   CHECK(policy->reviews == 2);
   REQUIRE(answer.status == 200);
@@ -226,6 +232,7 @@ TEST_CASE("a review that may read the cluster is finished on a worker, the other
   CHECK(response["status"]["code"] == 403);
   r = HttpReply();
   CHECK(in_flight.value() == 0);
+  CHECK(observed() == 2);  // once, when the worker's part is done
 
   // A request the rules screen out never goes to a worker.
   r = call(router, "POST", "/validate/reader", review_with("operation", "DELETE"));
