@@ -2,11 +2,11 @@
 # Runs every test: installs dependencies, builds, then
 #   1. the unit tests (Catch2, one Meson test per area), the end-to-end tests
 #      (the real binary over TLS with curl, one Meson test per area) and the
-#      manifest test, on the release build (build/, GCC), with the format
-#      check and clang-tidy (scripts/lint.sh) beside them;
+#      manifest test, on the release build (build/, GCC);
 #   2. the same suite on a clang build with AddressSanitizer and
 #      UndefinedBehaviorSanitizer (build-asan/, compiled beside step 1),
-#      where any finding fails;
+#      where any finding fails, with the format check and clang-tidy
+#      (scripts/lint.sh) beside it (--quick: beside step 1);
 #      that build also holds the libFuzzer targets (-Dfuzz=true), so the
 #      sources are compiled twice, not three times;
 #   3. each libFuzzer target for FUZZ_SECONDS (default 15), seeded from the
@@ -22,18 +22,15 @@ quick=false
 scripts/install-deps.sh
 scripts/build.sh >/dev/null
 set +e
-# The format check and clang-tidy (on the release build's compile
-# commands) run beside the release suite, whose end-to-end tests mostly
-# wait on sockets: 1 min 45 s of the test command's time otherwise. nice
-# keeps the tests first in line for the CPU.
-nice -n 10 scripts/lint.sh build >build/lint.out 2>&1 &
-lint_pid=$!
 builds=(build)
 if ! $quick; then
-  # The sanitizer build is compiled beside the release suite too, for the
-  # same reason: run one after the other, the clean CI run took 15 min
-  # 33 s, of which the release suite and lint 6 min 20 s with the CPU
-  # often idle, and this build 4 min 50 s.
+  # The sanitizer build compiles, at low priority, beside the release
+  # suite, whose end-to-end tests mostly wait on sockets; the format check
+  # and clang-tidy run beside the sanitizer suite for the same reason.
+  # Measured in clean CI runs on 2 cores: build, suite, lint, sanitizer
+  # build, suite one after the other (lint beside the release suite) 15 min
+  # 33 s; the sanitizer build and lint both beside the release suite 17 min
+  # 27 s (they only slowed each other).
   # -O1 with line tables only (-g1), the sanitizers' usual setting: at
   # -O2 -g this build took 10 min 53 s on the 2-core machine, 5 min 21 s so.
   asan_options=(-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
@@ -51,19 +48,20 @@ if ! $quick; then
     nice -n 10 ninja -C build-asan >build/asan-build.log 2>&1
   ) &
   asan_build_pid=$!
+else
+  nice -n 10 scripts/lint.sh build >build/lint.out 2>&1 &
+  lint_pid=$!
 fi
 # Four at a time: the end-to-end tests mostly wait on sockets and sleeps
 # (on 2 cores the release suite took 3 min 6 s two at a time, 2 min 35 s
 # three or four at a time). The sanitizer suite is CPU-bound: two at a time.
 meson test -C build --print-errorlogs --no-rebuild --num-processes 4
 status=$?
-wait $lint_pid
-lint_status=$?
-cat build/lint.out
-[ $lint_status -ne 0 ] && status=$lint_status
 if ! $quick; then
   wait $asan_build_pid
   asan_build=$?
+  nice -n 10 scripts/lint.sh build >build/lint.out 2>&1 &
+  lint_pid=$!
   if [ $asan_build -ne 0 ]; then
     grep -E 'error|FAILED' build/asan-build.log | head -n 20 >&2
     status=$asan_build
@@ -75,6 +73,12 @@ if ! $quick; then
     [ $asan_status -ne 0 ] && status=$asan_status
     builds+=(build-asan)
   fi
+fi
+wait $lint_pid
+lint_status=$?
+cat build/lint.out
+[ $lint_status -ne 0 ] && status=$lint_status
+if ! $quick; then
   mkdir -p build-asan/fuzz-run
   scripts/fuzz.sh "${FUZZ_SECONDS:-15}" build-asan | tee build-asan/fuzz-run/summary.txt
   fuzz_status=${PIPESTATUS[0]}
