@@ -63,12 +63,12 @@ check "live: Kubernetes API calls counted by code (client-go's names)" \
   grep -qE "^rest_client_requests_total\{code=\"403\",host=\"127.0.0.1:$api_port\",method=\"GET\"\} [1-9]" "$work/live-metrics"
 check "live: Kubernetes API latency histogram" \
   grep -qE "^rest_client_request_duration_seconds_count\{host=\"127.0.0.1:$api_port\",verb=\"GET\"\} [1-9]" "$work/live-metrics"
-control '{"fail": null, "delay": 10}'
+control '{"fail": null, "delay": 20}'
 started=$(date +%s%N)
 post $guard "$work/up.json" >/dev/null
 took_ms=$(( ($(date +%s%N) - started) / 1000000 ))
 check "live: a slow API is given up on at --cluster-read-timeout (took ${took_ms} ms)" \
-  bash -c "[ $took_ms -ge 7500 ] && [ $took_ms -lt 9500 ] && grep -q 'could not read the cluster' '$work/out'"
+  bash -c "[ $took_ms -ge 7500 ] && [ $took_ms -lt 15000 ] && grep -q 'could not read the cluster' '$work/out'"
 control '{"delay": 0}'
 status=$(curl -sS --cacert "$ca" -o "$work/out" -w '%{http_code}' -H 'Content-Type: application/json' \
   --data-binary "@$work/up.json" "$(url "$guard")?timeout=2s")
