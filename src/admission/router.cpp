@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -243,28 +244,29 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
     return failed(route, 400, std::string("cannot read the review: ") + e.what(), "");
   }
   review.request.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
+  std::optional<Decision> screened;
   bool may_read = false;
   try {
-    may_read = route.spec.reads_cluster && !route.spec.screen(review.request) &&
-               route.policy->reads_cluster_for(review.request);
+    screened = route.spec.screen(review.request);
+    may_read = route.spec.reads_cluster && !screened && route.policy->reads_cluster_for(review.request);
   } catch (const std::exception &e) {
     return failed(route, 500, "policy " + route.spec.name + " failed: " + e.what(), review.request.uid);
   }
-  if (!may_read) return decide(route, review, started);
+  if (!may_read) return decide(route, review, started, std::move(screened));
   // Reading may block: the rest runs on a worker, the review decoded once.
   HttpReply reply;
   auto held = std::make_shared<std::pair<DecodedReview, InFlight>>(std::move(review), std::move(in_flight));
-  reply.finish_on_worker = [this, &route, held, started] { return decide(route, held->first, started); };
+  reply.finish_on_worker = [this, &route, held, started] { return decide(route, held->first, started, {}); };
   return reply;
 }
 
 HttpReply AdmissionRouter::decide(const Route &route, DecodedReview &review,
-                                  std::chrono::steady_clock::time_point started) const {
+                                  std::chrono::steady_clock::time_point started,
+                                  std::optional<Decision> screened) const {
   const RouteMetrics &m = route.metrics;
   AdmissionRequest &req = review.request;
   Decision decision;
   try {
-    auto screened = route.spec.screen(req);
     decision = screened ? std::move(*screened) : route.policy->review(req);
   } catch (const std::exception &e) {
     // The API server treats a 500 by the webhook's failurePolicy.

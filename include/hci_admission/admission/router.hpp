@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -66,9 +67,10 @@ class AdmissionRouter {
     RouteMetrics metrics;
   };
   HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
-  // The policy's decision on a decoded review, encoded, counted and logged.
-  HttpReply decide(const Route &route, DecodedReview &review,
-                   std::chrono::steady_clock::time_point started) const;
+  // The policy's decision on a decoded review (or the screen's, when the
+  // rules already answered it), encoded, counted and logged.
+  HttpReply decide(const Route &route, DecodedReview &review, std::chrono::steady_clock::time_point started,
+                   std::optional<Decision> screened) const;
   // Counts and logs an answer that is not a decision (400, 415, 500...).
   HttpReply failed(const Route &route, int status, const std::string &message, const std::string &uid) const;
 
