@@ -117,11 +117,8 @@ PolicySpec PvcCleanupGuard::spec() {
   s.reads_cluster = true;
   s.cluster_reads = {"list persistentvolumeclaims"};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
-    if (config.cluster() == nullptr) {
-      throw std::invalid_argument(
-          "needs cluster access: --kubeconfig, in-cluster credentials, or --cluster-state for offline use");
-    }
-    return std::make_unique<PvcCleanupGuard>(*config.cluster(),
+    const ClusterView &cluster = config.required_cluster();
+    return std::make_unique<PvcCleanupGuard>(cluster,
                                              split_list(config.option("pvc-cleanup-remove-all-users")));
   };
   return s;

@@ -385,10 +385,7 @@ PolicySpec UpgradeGuard::spec() {
                      "list kubevirts.kubevirt.io in the KubeVirt namespace",
                      "list upgrades.harvesterhci.io in the upgrade namespace"};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
-    if (config.cluster() == nullptr) {
-      throw std::invalid_argument(
-          "needs cluster access: --kubeconfig, in-cluster credentials, or --cluster-state for offline use");
-    }
+    const ClusterView &cluster = config.required_cluster();
     Namespaces ns{config.option("longhorn-namespace"), config.option("kubevirt-namespace"),
                   config.option("upgrade-namespace")};
     for (const auto &[flag, value] :
@@ -397,7 +394,7 @@ PolicySpec UpgradeGuard::spec() {
           {"upgrade-namespace", ns.upgrades}}) {
       if (value.empty()) throw std::invalid_argument("--" + std::string(flag) + " must not be empty");
     }
-    return std::make_unique<UpgradeGuard>(*config.cluster(), std::move(ns));
+    return std::make_unique<UpgradeGuard>(cluster, std::move(ns));
   };
   return s;
 }

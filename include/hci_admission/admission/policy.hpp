@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,15 @@ class PolicyConfig {
   const std::string &option(const std::string &flag) const { return values_.at(flag); }
   // The cluster, for a policy whose spec says reads_cluster; outlives the policy.
   const ClusterView *cluster() const { return cluster_; }
+  // The same, for a policy that cannot work without it: throws
+  // std::invalid_argument naming the ways to give it.
+  const ClusterView &required_cluster() const {
+    if (cluster_ == nullptr) {
+      throw std::invalid_argument(
+          "needs cluster access: --kubeconfig, in-cluster credentials, or --cluster-state for offline use");
+    }
+    return *cluster_;
+  }
 
  private:
   std::map<std::string, std::string> values_;
