@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what hci-admission needs to build, run and test, from Debian
 # packages. Does nothing when everything is already there.
+#   scripts/install-deps.sh            build, run, test (the README's test command)
+#   scripts/install-deps.sh --image    also what scripts/image-test.sh needs
+#   scripts/install-deps.sh --bench    also what bench/ needs (wrk, matplotlib)
 set -euo pipefail
 
 packages=(
@@ -14,6 +17,13 @@ packages=(
   # lint (scripts/lint.sh)
   clang-format clang-tidy
 )
+for arg in "$@"; do
+  case $arg in
+    --image) packages+=(buildah debootstrap) ;;
+    --bench) packages+=(wrk python3-matplotlib nginx-light nodejs golang-go) ;;
+    *) echo "usage: $0 [--image] [--bench]" >&2; exit 2 ;;
+  esac
+done
 # A CEL implementation for the matchConditions test (test/cel_test.mjs):
 # cel-js from the npm registry, pinned, with the machine's Node.js, into
 # .deps/ (no Debian package evaluates CEL).
