@@ -62,7 +62,9 @@ constexpr const char *kRequestsTotal = "controller_runtime_webhook_requests_tota
 constexpr const char *kRequestsHelp = "Total number of admission requests by HTTP status code.";
 constexpr const char *kDecisionsTotal = "hci_admission_decisions_total";
 constexpr const char *kDecisionsHelp =
-    "Admission requests by policy, decision (allowed, denied, patched, error) and HTTP status code.";
+    "Admission requests by policy, decision (allowed, denied, patched, error) and status code: the HTTP "
+    "status of an error, the AdmissionReview's status code of a denial (403, 422...; 503 when a guard "
+    "cannot read the cluster), 200 otherwise.";
 
 // What a policy saw, for --log-objects; a Secret's data never.
 std::string loggable_object(const AdmissionRequest &req) {
@@ -96,13 +98,13 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
                           "Current number of admission requests being served.", {{"webhook", path}});
   rm.latency = &m.histogram("controller_runtime_webhook_latency_seconds",
                             "Histogram of the latency of processing admission requests", {{"webhook", path}});
-  auto decision = [&](const char *d) {
+  auto decision = [&](const char *d, const char *code) {
     return &m.counter(kDecisionsTotal, kDecisionsHelp,
-                      {{"policy", spec.name}, {"decision", d}, {"code", "200"}});
+                      {{"policy", spec.name}, {"decision", d}, {"code", code}});
   };
-  rm.allowed = decision("allowed");
-  rm.denied = decision("denied");
-  rm.patched = decision("patched");
+  rm.allowed = decision("allowed", "200");
+  rm.denied = decision("denied", "403");
+  rm.patched = decision("patched", "200");
   routes_[path] = Route{spec, path, std::move(policy), std::move(fields), rm};
 }
 
@@ -278,7 +280,19 @@ HttpReply AdmissionRouter::decide(const Route &route, DecodedReview &review,
   }
   HttpReply reply{200, "application/json", encode_review(review.api_version, req.uid, decision), ""};
   m.ok->inc();
-  (!decision.allowed ? m.denied : decision.patch.empty() ? m.allowed : m.patched)->inc();
+  if (decision.allowed) {
+    (decision.patch.empty() ? m.allowed : m.patched)->inc();
+  } else if (decision.code == 403 || decision.code == 0) {
+    m.denied->inc();
+  } else {
+    // Rare codes (503 when a guard fails closed, 422, 409...) are looked up
+    // by label: an alert on the guard failing closed needs them apart.
+    metrics()
+        .counter(
+            kDecisionsTotal, kDecisionsHelp,
+            {{"policy", route.spec.name}, {"decision", "denied"}, {"code", std::to_string(decision.code)}})
+        .inc();
+  }
   if (!spdlog::should_log(spdlog::level::info)) return reply;
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();

@@ -46,8 +46,8 @@ check "metrics: decisions by policy: 5 patched, 1 allowed (wrong kind), 1 error"
   bash -c "[ \"\$(grep -F 'hci_admission_decisions_total{code=200,decision=patched,policy=csi-controller-placement} ' '$work/samples' | awk '{print \$2}')\" = 5 ] &&
            [ \"\$(grep -F 'hci_admission_decisions_total{code=200,decision=allowed,policy=csi-controller-placement} ' '$work/samples' | awk '{print \$2}')\" = 1 ] &&
            [ \"\$(grep -F 'hci_admission_decisions_total{code=400,decision=error,policy=csi-controller-placement} ' '$work/samples' | awk '{print \$2}')\" = 1 ]"
-check "metrics: the guard's denial counted" \
-  test "$(value 'hci_admission_decisions_total{code=200,decision=denied,policy=upgrade-guard}')" = 1
+check "metrics: the guard's denial counted with its status code (422 Invalid)" \
+  test "$(value 'hci_admission_decisions_total{code=422,decision=denied,policy=upgrade-guard}')" = 1
 check "metrics: a latency histogram per webhook (reviews that reached a policy)" \
   test "$(value 'controller_runtime_webhook_latency_seconds_count{webhook=/mutate/csi-controller-placement}')" = 7
 check "metrics: nothing in flight at rest" \

@@ -103,6 +103,29 @@ TEST_CASE("router passes the decoded request and encodes the decision", "[router
   CHECK(out["response"]["patchType"] == "JSONPatch");
 }
 
+TEST_CASE("denials are counted by their status code, so a guard failing closed stands apart", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router;
+  router.add(spec("no", PolicyType::Validating),
+             std::make_unique<FakePolicy>(Decision::deny(403, "Forbidden", "refused")));
+  router.add(
+      spec("blind", PolicyType::Validating),
+      std::make_unique<FakePolicy>(Decision::deny(503, "ServiceUnavailable", "cannot read the cluster")));
+  auto decisions = [](const char *policy, const char *code) {
+    return metrics()
+        .counter("hci_admission_decisions_total", "",
+                 {{"policy", policy}, {"decision", "denied"}, {"code", code}})
+        .value();
+  };
+  const uint64_t refused = decisions("no", "403"), blind = decisions("blind", "503");
+  CHECK(call(router, "POST", "/validate/no").status == 200);
+  CHECK(call(router, "POST", "/validate/blind").status == 200);
+  CHECK(call(router, "POST", "/validate/blind").status == 200);
+  CHECK(decisions("no", "403") == refused + 1);
+  CHECK(decisions("blind", "503") == blind + 2);
+  CHECK(decisions("blind", "403") == 0);
+}
+
 TEST_CASE("a validating policy never returns a patch", "[router]") {
   setup_logging(LogFormat::Text, "off");
   AdmissionRouter router;
