@@ -105,6 +105,10 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
   rm.allowed = decision("allowed", "200");
   rm.denied = decision("denied", "403");
   rm.patched = decision("patched", "200");
+  // A guard that cannot read the cluster fails closed with a 503 denial.
+  // The series exists from the start so that increase() sees its first one
+  // (an alert watches it).
+  if (spec.reads_cluster) decision("denied", "503");
   routes_[path] = Route{spec, path, std::move(policy), std::move(fields), rm};
 }
 

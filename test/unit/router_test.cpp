@@ -126,6 +126,20 @@ TEST_CASE("denials are counted by their status code, so a guard failing closed s
   CHECK(decisions("blind", "403") == 0);
 }
 
+TEST_CASE("a policy that reads the cluster shows its 503 denials at 0 before the first one", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router;
+  PolicySpec reader = spec("reads-503", PolicyType::Validating);
+  reader.reads_cluster = true;
+  router.add(reader, std::make_unique<FakePolicy>(Decision::allow()));
+  router.add(spec("pure-503", PolicyType::Validating), std::make_unique<FakePolicy>(Decision::allow()));
+  const std::string text = metrics().render();
+  CHECK_THAT(
+      text,
+      Catch::Contains(R"(hci_admission_decisions_total{policy="reads-503",decision="denied",code="503"} 0)"));
+  CHECK_THAT(text, !Catch::Contains(R"(policy="pure-503",decision="denied",code="503")"));
+}
+
 TEST_CASE("a validating policy never returns a patch", "[router]") {
   setup_logging(LogFormat::Text, "off");
   AdmissionRouter router;
