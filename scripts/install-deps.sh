@@ -12,6 +12,8 @@ packages=(
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev catch2
   # run and test
   openssl curl jq python3 python3-jsonpatch python3-prometheus-client python3-yaml ca-certificates iproute2
+  # the monitoring component's test (test/e2e/monitoring.sh): Prometheus and promtool
+  prometheus
   # fuzzing (libFuzzer with ASan and UBSan)
   clang libclang-rt-14-dev
   # lint (scripts/lint.sh)

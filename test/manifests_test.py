@@ -10,10 +10,12 @@ settings.
 Prints each check as TAP; exit 1 on any failure.
 """
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -223,6 +225,61 @@ for overlay, expected_policies in overlays.items():
     check(f"{overlay}: RBAC is bound to the hci-admission service account only",
           all(b["subjects"] == [{"kind": "ServiceAccount", "name": "hci-admission", "namespace": "hci-admission"}]
               for b in bindings))
+
+
+# Monitoring: the component added to each overlay (as an operator's own
+# kustomization would) must find the Service, its port and the CA, name the
+# serving certificate, and the alerts must name the Deployment's objects.
+# Without it, nothing needs the Prometheus Operator's CRDs.
+for overlay in overlays:
+    plain = render(f"overlays/{overlay}")
+    check(f"{overlay}: no monitoring.coreos.com object unless the monitoring component is added",
+          not any(d["apiVersion"].startswith("monitoring.coreos.com/") for d in plain))
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+            f.write("resources:\n- " + os.path.relpath(f"{src}/manifests/overlays/{overlay}", tmp) + "\n"
+                    "components:\n- " + os.path.relpath(f"{src}/manifests/components/monitoring", tmp) + "\n")
+        out = subprocess.run(["kubectl", "kustomize", tmp], capture_output=True, text=True)
+    check(f"{overlay} + monitoring: renders ({out.stderr.strip()})", out.returncode == 0)
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    service, dep = by_kind["Service"][0], by_kind["Deployment"][0]
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    monitor = by_kind.get("ServiceMonitor", [{}])[0]
+    endpoint = monitor.get("spec", {}).get("endpoints", [{}])[0]
+    check(f"{overlay} + monitoring: the ServiceMonitor selects the Service",
+          monitor and monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+          and service["metadata"]["namespace"] in monitor["spec"]["namespaceSelector"]["matchNames"])
+    check(f"{overlay} + monitoring: it scrapes a port the Service has, over HTTPS, at /metrics",
+          endpoint.get("port") in [p["name"] for p in service["spec"]["ports"]]
+          and endpoint.get("scheme") == "https" and endpoint.get("path") == "/metrics")
+    flag = lambda name: next((a.split("=", 1)[1] for a in c["args"] if a.startswith(f"--{name}=")), None)
+    if flag("self-managed-certs"):
+        secret = flag("self-managed-certs").split("/")[1]
+        names = flag("self-managed-dns-names").split(",")
+    else:
+        secret = dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"]
+        names = next(x for x in by_kind["Certificate"] if x["spec"]["secretName"] == secret)["spec"]["dnsNames"]
+    tls = endpoint.get("tlsConfig", {})
+    check(f"{overlay} + monitoring: TLS verified with ca.crt of the serving Secret {secret}",
+          tls.get("ca", {}).get("secret") == {"name": secret, "key": "ca.crt"}
+          and monitor["metadata"]["namespace"] == service["metadata"]["namespace"])
+    check(f"{overlay} + monitoring: the TLS server name {tls.get('serverName')} is on the certificate ({names})",
+          tls.get("serverName") in names)
+    rules = by_kind.get("PrometheusRule", [{}])[0].get("spec", {}).get("groups", [])
+    exprs = " ".join(r["expr"] for g in rules for r in g["rules"])
+    for name in (f'namespace="{dep["metadata"]["namespace"]}"', f'deployment="{dep["metadata"]["name"]}"',
+                 f'container="{c["name"]}"', f'job="{service["metadata"]["name"]}"'):
+        check(f"{overlay} + monitoring: the alerts name {name} as rendered", name in exprs)
+    dashboards = [x for x in by_kind.get("ConfigMap", []) if x["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    check(f"{overlay} + monitoring: one Grafana dashboard ConfigMap in cattle-dashboards",
+          len(dashboards) == 1 and dashboards[0]["metadata"]["namespace"] == "cattle-dashboards")
+    board = json.loads(next(iter(dashboards[0]["data"].values()))) if dashboards else {}
+    check(f"{overlay} + monitoring: the dashboard is JSON with a uid, and every query names the data source variable",
+          board.get("uid") and all(t["datasource"]["uid"] == "${datasource}"
+                                   for p in board["panels"] for t in p.get("targets", [])))
 
 print(f"1..{passed + failed}")
 print(f"manifests: {passed} passed, {failed} failed", file=sys.stderr)

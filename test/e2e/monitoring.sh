@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# End-to-end: the monitoring component (manifests/components/monitoring)
+# against a real Prometheus (Debian's prometheus, started here) scraping a
+# running server over TLS as the ServiceMonitor says, while this script
+# sends reviews of every kind: patches, denials, a guard failing closed
+# (the fake API failing), a slow guard (the fake API delayed), bad input
+# and failed TLS handshakes. Every dashboard query and alert expression is
+# evaluated through Prometheus's HTTP API; the alerts this provokes must be
+# pending or firing and the others silent; then the server stops and "no
+# ready replica" must follow. promtool checks the rules and runs their unit
+# tests (test/fixtures/monitoring/alerts_test.yml).
+#
+#   test/e2e/monitoring.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+component=$src/manifests/components/monitoring
+helper=$src/test/e2e/prometheus_check.py
+prom_pid=""
+twin_pid=""
+stop_all() {
+  for p in $prom_pid $twin_pid; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+  stop_api
+  cleanup
+}
+trap stop_all EXIT
+for tool in prometheus promtool; do
+  command -v "$tool" >/dev/null || { fail "$tool is installed (Debian package prometheus; scripts/install-deps.sh)"; finish; exit; }
+done
+
+# -- the rules on their own ----------------------------------------------------
+"$py" "$helper" rules "$component" "$work/rules.yml"
+check "promtool check rules: the PrometheusRule's groups" promtool check rules "$work/rules.yml"
+"$py" "$helper" rule-tests "$component" "$src/test/fixtures/monitoring/alerts_test.yml" "$work/alerts_test.yml"
+check "promtool test rules: each alert fires at its threshold and not just below" \
+  promtool test rules "$work/alerts_test.yml"
+
+# -- a server, its fake cluster, and Prometheus scraping it --------------------
+start_api --state "$src/test/fixtures/cluster"
+echo "token" >"$work/token"
+write_kubeconfig "$work/kubeconfig" "$api_port" token
+cluster_args=(--kubeconfig "$work/kubeconfig" --cluster-read-timeout 5s)
+start_server "$work/server.log"
+free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+twin_port=$(free_port)
+memory_limit=$(kubectl kustomize "$src/manifests/base" 2>/dev/null |
+  "$py" -c 'import sys, yaml; d = [x for x in yaml.safe_load_all(sys.stdin) if x and x["kind"] == "Deployment"][0]
+print(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])')
+case $memory_limit in *Mi) memory_limit=$((${memory_limit%Mi} * 1048576)) ;; *) memory_limit=134217728 ;; esac
+"$py" "$helper" twin "$twin_port" "$server_pid" "$memory_limit" >"$work/twin.log" 2>&1 &
+twin_pid=$!
+prom_port=$(free_port)
+"$py" "$helper" scrape-config "$component" "127.0.0.1:$port" "$ca" "127.0.0.1:$twin_port" "$work/rules.yml" \
+  "$work/prometheus.yml"
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+  --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$work/prometheus.log" 2>&1 &
+prom_pid=$!
+prom=http://127.0.0.1:$prom_port
+instant() { curl -sS "$prom/api/v1/query" --data-urlencode "query=$1" | jq -r "${2:-.data.result[0].value[1]}"; }
+up=""
+for _ in $(seq 1 100); do
+  up=$(instant 'sum(up)' 2>/dev/null)
+  [ "$up" = 2 ] && break
+  sleep 0.2
+done
+if ! check "Prometheus scrapes the server over TLS as the ServiceMonitor says, and the twin (up: $up)" test "$up" = 2; then
+  cat "$work/prometheus.log" >&2
+  finish
+  exit
+fi
+
+# -- reviews of every kind -----------------------------------------------------
+for f in kubevirt-no-infra upgrade-single-replica vm-pvc-cleanup-ui-delete vm-pvc-cleanup-foreign; do
+  jq .review "$src/test/fixtures/e2e/$f.json" >"$work/$f.json"
+done
+printf '{"apiVersion":' >"$work/truncated.json"
+round() {
+  post $csi "$work/good.json" >/dev/null
+  post /mutate/kubevirt-infra-placement "$work/kubevirt-no-infra.json" >/dev/null
+  post /validate/upgrade-guard "$work/upgrade-single-replica.json" >/dev/null
+  post /validate/pvc-cleanup-guard "$work/vm-pvc-cleanup-ui-delete.json" >/dev/null
+  post /validate/pvc-cleanup-guard "$work/vm-pvc-cleanup-foreign.json" >/dev/null
+  for _ in 1 2 3 4 5; do post $csi "$work/truncated.json" >/dev/null; done
+  post $csi "$work/good.json" text/plain >/dev/null
+  post /mutate/nothing-here "$work/good.json" >/dev/null
+  # Plain HTTP on the TLS port: a failed handshake.
+  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/healthz"
+}
+for _ in 1 2 3 4; do round; sleep 0.5; done
+control '{"fail": 503}'
+for _ in 1 2 3; do post /validate/upgrade-guard "$work/upgrade-single-replica.json" >/dev/null; sleep 0.3; done
+check "the guard failed closed: 503 in the review" grep -q '"code":503' "$work/out"
+control '{"fail": null, "delay": 1.2}'
+for _ in 1 2 3; do post /validate/upgrade-guard "$work/upgrade-single-replica.json" >/dev/null; done
+control '{"delay": 0}'
+for _ in 1 2 3 4; do round; sleep 0.5; done
+
+# What the server counted must reach Prometheus before anything is judged.
+sent=$(metric 'controller_runtime_webhook_requests_total{webhook="/mutate/csi-controller-placement",code="200"}')
+for _ in $(seq 1 100); do
+  [ "$(instant 'sum(controller_runtime_webhook_requests_total{webhook="/mutate/csi-controller-placement",code="200"})')" = "$sent" ] && break
+  sleep 0.2
+done
+provoked=HciAdmissionCertificateExpiresSoon,HciAdmissionErrors,HciAdmissionSlowWebhook,HciAdmissionGuardCannotReadCluster
+active() { curl -sS "$prom/api/v1/rules?type=alert" | jq -r '.data.groups[].rules[] | select(.state != "inactive") | .name' | sort | paste -sd,; }
+want=$(tr , '\n' <<<"$provoked" | sort | paste -sd,)
+for _ in $(seq 1 100); do [ "$(active)" = "$want" ] && break; sleep 0.2; done
+
+# -- every query and every alert -----------------------------------------------
+report() { while read -r verdict what; do if [ "$verdict" = PASS ]; then pass "$what"; else fail "$what"; fi; done; }
+report < <("$py" "$helper" dashboard "$component" "$prom" 2>&1)
+report < <("$py" "$helper" alerts "$component" "$prom" "$provoked" 2>&1)
+
+# A few values that must be right, not merely present.
+decisions=$(curl -sS "$prom/api/v1/query" --data-urlencode \
+  'query=sum by (policy, decision, code) (hci_admission_decisions_total) > 0' |
+  jq -r '.data.result[].metric | "\(.policy)/\(.decision)/\(.code)"' | sort | paste -sd' ')
+for d in csi-controller-placement/patched/200 csi-controller-placement/error/400 csi-controller-placement/error/415 \
+  kubevirt-infra-placement/patched/200 upgrade-guard/denied/422 upgrade-guard/denied/503 \
+  pvc-cleanup-guard/allowed/200 pvc-cleanup-guard/denied/422; do
+  check "Prometheus holds the decision policy/decision/code $d" grep -qw "$d" <<<"$decisions"
+done
+days=$(instant 'min(hci_admission_certificate_expiry_timestamp_seconds) - time()' '.data.result[0].value[1] | tonumber / 86400 | floor')
+check "the certificate countdown says 1 whole day left of the 2-day test certificate ($days)" test "$days" = 1
+check "TLS handshake failures were counted" \
+  test "$(instant 'max(hci_admission_tls_handshake_failures_total)')" -ge 8
+p99=$(instant 'histogram_quantile(0.99, sum by (le) (rate(controller_runtime_webhook_latency_seconds_bucket{webhook="/validate/upgrade-guard"}[5m])))')
+check "the delayed guard's p99 is over the 1 s alert threshold ($p99 s)" \
+  "$py" -c "import sys; sys.exit(not 1 < float('$p99') < 10)"
+
+# -- the server goes away ------------------------------------------------------
+kill "$server_pid" && wait "$server_pid" 2>/dev/null
+server_pid=""
+state=""
+for _ in $(seq 1 100); do
+  state=$(curl -sS "$prom/api/v1/rules?type=alert" | jq -r '.data.groups[].rules[] | select(.name == "HciAdmissionNoReadyReplica") | .state')
+  [ "$state" = pending ] && break
+  sleep 0.2
+done
+check "with the server stopped, HciAdmissionNoReadyReplica is pending ($state)" test "$state" = pending
+finish
