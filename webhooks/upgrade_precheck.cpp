@@ -13,7 +13,7 @@ namespace hci_admission::webhooks {
 namespace {
 
 constexpr const char *kUsage =
-    "Usage: hci-admission precheck [flags]\n\n"
+    " precheck [flags]\n\n"
     "Says whether the upgrade guard would refuse a Harvester upgrade (an Upgrade or an UpgradePlan)\n"
     "created now, runs every check and lists what each looked at and what is in the way.\n"
     "Exit code 0: allowed; 1: refused (also when the cluster cannot be read); 2: bad flags.\n\n";
@@ -84,7 +84,7 @@ Json to_json(const UpgradeGuard::Evaluation &result, const ClusterView &view) {
 
 }  // namespace
 
-int run_upgrade_precheck(const std::vector<std::string> &args) {
+int run_upgrade_precheck(const std::vector<std::string> &args, const std::string &program) {
   ClusterAccess access;
   Json annotations = Json::object();
   UpgradeGuard::Namespaces namespaces;
@@ -115,13 +115,13 @@ int run_upgrade_precheck(const std::vector<std::string> &args) {
   };
   flags.add(cluster_flags(access));
   try {
-    flags.parse(args, "see hci-admission precheck --help");
+    flags.parse(args, "see " + program + " precheck --help");
   } catch (const UsageError &e) {
-    std::cerr << "hci-admission precheck: " << e.what() << std::endl;
+    std::cerr << program << " precheck: " << e.what() << std::endl;
     return 2;
   }
   if (help) {
-    std::cout << kUsage << "Flags:\n" << flags.usage();
+    std::cout << "Usage: " << program << kUsage << "Flags:\n" << flags.usage();
     return 0;
   }
 
@@ -139,10 +139,10 @@ int run_upgrade_precheck(const std::vector<std::string> &args) {
     return 1;
   }
   if (!view) {
-    std::cerr
-        << "hci-admission precheck: no cluster: give --kubeconfig, set KUBECONFIG, run in a cluster, or "
-           "use --cluster-state"
-        << std::endl;
+    std::cerr << program
+              << " precheck: no cluster: give --kubeconfig, set KUBECONFIG, run in a cluster, or "
+                 "use --cluster-state"
+              << std::endl;
     return 2;
   }
   UpgradeGuard guard(*view, namespaces);

@@ -12,9 +12,9 @@ namespace {
 
 // The rules (and matchConditions) each policy declares, in the shape of a
 // webhook configuration's, keyed by the policy's path.
-int print_rules(const std::vector<std::string> &args) {
+int print_rules(const std::vector<std::string> &args, const std::string &program) {
   if (!args.empty()) {
-    std::cerr << "hci-admission rules: takes no arguments" << std::endl;
+    std::cerr << program << " rules: takes no arguments" << std::endl;
     return 2;
   }
   Json out = Json::object();
@@ -38,16 +38,21 @@ int print_rules(const std::vector<std::string> &args) {
 
 std::vector<Command> builtin_commands() {
   return {
-      {"precheck", "would an upgrade be refused now? (see hci-admission precheck --help)",
-       webhooks::run_upgrade_precheck},
+      {"precheck", "would an upgrade be refused now? (see precheck --help)", webhooks::run_upgrade_precheck},
       {"rules", "the webhook configuration rules and matchConditions of each policy, as JSON", print_rules},
   };
 }
 
-std::string commands_usage() {
-  std::string s = "\nCommands (hci-admission COMMAND --help):\n";
+std::string commands_usage(const std::string &program) {
+  std::string s = "\nCommands (" + program + " COMMAND --help):\n";
   for (const auto &c : builtin_commands()) s += format_help_line("  " + c.name, c.summary);
   return s;
+}
+
+std::string program_name(const char *argv0) {
+  const std::string path = argv0 != nullptr ? argv0 : "";
+  const std::string base = path.substr(path.find_last_of('/') + 1);
+  return base == "kubectl-hci_admission" ? "kubectl hci-admission" : "hci-admission";
 }
 
 }  // namespace hci_admission

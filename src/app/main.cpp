@@ -16,8 +16,8 @@ using namespace hci_admission;
 
 namespace {
 
-int fail(int code, const std::string &message) {
-  std::cerr << "hci-admission: " << message << std::endl;
+int fail(const std::string &program, int code, const std::string &message) {
+  std::cerr << program << ": " << message << std::endl;
   return code;
 }
 
@@ -40,32 +40,42 @@ int main(int argc, char **argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   const std::vector<std::string> args(argv + 1, argv + argc);
+  const std::string program = program_name(argv[0]);
   for (const auto &command : builtin_commands()) {
-    if (!args.empty() && command.name == args.front()) return command.run({args.begin() + 1, args.end()});
+    if (!args.empty() && command.name == args.front()) {
+      return command.run({args.begin() + 1, args.end()}, program);
+    }
+  }
+  // `kubectl hci-admission` alone: what the plugin can do, not a server's
+  // complaint about --cert-dir.
+  if (args.empty() && program != "hci-admission") {
+    std::cout << "Usage: " << program << " COMMAND [flags]\n"
+              << commands_usage(program) << "\nThe server itself: " << program << " --help\n";
+    return 0;
   }
   const auto specs = webhooks::builtin_policies();
   Options options;
   try {
     options = parse_options(args, specs);
   } catch (const UsageError &e) {
-    return fail(2, e.what());
+    return fail(program, 2, e.what());
   }
   if (options.help) {
-    std::cout << usage(specs) << commands_usage();
+    std::cout << usage(specs) << commands_usage(program);
     return 0;
   }
   if (options.version) {
     std::cout << "hci-admission " << HCI_ADMISSION_VERSION << std::endl;
     return 0;
   }
-  if (options.cert_dir.empty()) return fail(2, "--cert-dir is required (see --help)");
+  if (options.cert_dir.empty()) return fail(program, 2, "--cert-dir is required (see --help)");
   setup_logging(options.log_format, options.log_level);
   int code = 0;
   try {
     code = run_server(options, specs, stop_signals);
     LogLine("stopped").info();
   } catch (const StartupError &e) {
-    code = fail(e.exit_code(), e.what());  // one line, nothing else
+    code = fail(program, e.exit_code(), e.what());  // one line, nothing else
   }
   spdlog::shutdown();  // writes out what the async logger still holds
   return code;

@@ -24,6 +24,8 @@ std::vector<Flag> cluster_flags(ClusterAccess &access) {
        text("kubeconfig", access.kubeconfig)},
       {"kube-context", "NAME", "kubeconfig context (default: its current context)",
        text("kube-context", access.context)},
+      {"context", "NAME", "the same as --kube-context (kubectl's name for it)",
+       text("context", access.context)},
       {"cluster-state", "PATH", "offline: read objects from kubectl get -o json files (a file or a folder)",
        text("cluster-state", access.state_path)},
       {"cluster-read-timeout", "DURATION", "longest a cluster read may take (default 10s)",

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# End-to-end: hci-admission as a kubectl plugin. A link named
+# kubectl-hci_admission on the PATH, called through the real kubectl as
+# `kubectl hci-admission ...`: kubectl finds it, the help names the plugin,
+# precheck reads the cluster from the kubeconfig kubectl's users have
+# (KUBECONFIG, with kubectl's --context), offline and against the fake API.
+#
+#   test/e2e/kubectl_plugin.sh BINARY SOURCE_DIR
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+
+trap 'stop_api; cleanup' EXIT
+if ! command -v kubectl >/dev/null; then
+  fail "kubectl is installed (the plugin is called through it)"
+  finish
+  exit
+fi
+mkdir -p "$work/plugins"
+ln -s "$bin" "$work/plugins/kubectl-hci_admission"
+export PATH="$work/plugins:$PATH"
+# kubectl's own settings stay out of the user's home.
+export HOME=$work KUBECONFIG=$work/no-such-kubeconfig
+
+# run NAME ARGS...: kubectl ARGS with stdout in $work/NAME.out, stderr in
+# $work/NAME.err; prints the exit code.
+run() {
+  local name=$1; shift
+  kubectl "$@" >"$work/$name.out" 2>"$work/$name.err"
+  echo $?
+}
+has() { grep -qF -- "$2" "$work/$1.out"; }
+
+check "kubectl plugin list finds kubectl-hci_admission on the PATH" \
+  bash -c "kubectl plugin list 2>/dev/null | grep -qx '$work/plugins/kubectl-hci_admission'"
+rc=$(run usage hci-admission)
+check "kubectl hci-admission: exit 0 with the plugin's commands, not a server error (rc $rc)" \
+  bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission COMMAND' '$work/usage.out' &&
+           grep -q '^  precheck' '$work/usage.out' && ! grep -q cert-dir '$work/usage.err'"
+rc=$(run help hci-admission precheck --help)
+check "kubectl hci-admission precheck --help names the plugin and kubectl's --context (rc $rc)" \
+  bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission precheck' '$work/help.out' &&
+           grep -q -- '--context NAME' '$work/help.out'"
+rc=$(run badflag hci-admission precheck --no-such-flag)
+check "a bad flag: exit 2, the message names the plugin (rc $rc)" \
+  bash -c "[ $rc = 2 ] && grep -q 'kubectl hci-admission precheck: unknown flag --no-such-flag' '$work/badflag.err'"
+rc=$(run version hci-admission --version)
+check "kubectl hci-admission --version (rc $rc)" bash -c "[ $rc = 0 ] && grep -q '^hci-admission [0-9]' '$work/version.out'"
+rc=$(run rules hci-admission rules)
+check "kubectl hci-admission rules prints each policy's rules as JSON (rc $rc)" \
+  bash -c "[ $rc = 0 ] && jq -e '.\"/validate/upgrade-guard\".rules | length > 0' '$work/rules.out' >/dev/null"
+
+rc=$(run offline hci-admission precheck --cluster-state "$src/test/fixtures/cluster")
+check "precheck offline through kubectl: refused, exit 1, naming the single-replica PVCs (rc $rc)" \
+  bash -c "[ $rc = 1 ] && grep -q '^REFUSED: .*team-a/db' '$work/offline.out'"
+
+# A kubeconfig as kubectl users have them: several contexts, the current
+# one not the cluster wanted.
+start_api --state "$src/test/fixtures/cluster" --token plugin-token
+api_token=plugin-token
+echo "plugin-token" >"$work/token"
+closed_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$work/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority: api-certs/ca.crt
+    server: https://127.0.0.1:$api_port
+  name: harvester
+- cluster:
+    certificate-authority: api-certs/ca.crt
+    server: https://127.0.0.1:$closed_port
+  name: elsewhere
+contexts:
+- context: {cluster: harvester, user: webhook}
+  name: harvester
+- context: {cluster: elsewhere, user: webhook}
+  name: elsewhere
+current-context: elsewhere
+users:
+- name: webhook
+  user:
+    tokenFile: token
+KUBECONFIG
+export KUBECONFIG=$work/kubeconfig
+check "kubectl itself reads this kubeconfig (current context elsewhere)" \
+  test "$(kubectl config current-context 2>/dev/null)" = elsewhere
+
+rc=$(run live hci-admission precheck --context harvester --output json)
+check "precheck --context harvester reads the fake API through \$KUBECONFIG: refused, exit 1 (rc $rc)" \
+  bash -c "[ $rc = 1 ] && jq -e '.allowed == false and (.cluster | contains(\"127.0.0.1:$api_port\"))' '$work/live.out' >/dev/null"
+check "precheck through kubectl lists the single-replica PVCs it read" \
+  bash -c "jq -r '.singleReplicaVolumes[].pvc' '$work/live.out' | grep -qx 'team-a/db'"
+check "the fake API, which answers only the kubeconfig's token, was listed" \
+  bash -c "api /_stats | jq -e '.lists > 0' >/dev/null"
+rc=$(run kubecontext hci-admission precheck --kube-context harvester --output json)
+check "--kube-context is the same as --context (rc $rc)" \
+  bash -c "[ $rc = 1 ] && jq -e '.cluster | contains(\"127.0.0.1:$api_port\")' '$work/kubecontext.out' >/dev/null"
+rc=$(run current hci-admission precheck)
+check "without --context, the kubeconfig's current context: its cluster does not answer, refused (rc $rc)" \
+  bash -c "[ $rc = 1 ] && grep -q '^REFUSED: cannot reach the cluster\\|^REFUSED: .*$closed_port' '$work/current.out'"
+finish
