@@ -1,4 +1,5 @@
 #include "hci_admission/app/cli.hpp"
+#include "hci_admission/app/commands.hpp"
 #include "hci_admission/common/text.hpp"
 #include "registry.hpp"
 
@@ -96,4 +97,12 @@ TEST_CASE("the buffer budget is a size", "[cli]") {
   CHECK(parse({"--max-buffered-size", "64MiB"}).server.max_buffered_bytes == 64u << 20);
   CHECK(parse({}).server.max_buffered_bytes == 32u << 20);
   CHECK_THAT(error_of({"--max-buffered-size", "lots"}), Catch::Contains("--max-buffered-size"));
+}
+
+TEST_CASE("called as kubectl-hci_admission, the program names itself as the kubectl plugin", "[cli]") {
+  CHECK(program_name("/usr/local/bin/kubectl-hci_admission") == "kubectl hci-admission");
+  CHECK(program_name("kubectl-hci_admission") == "kubectl hci-admission");
+  CHECK(program_name("build/hci-admission") == "hci-admission");
+  CHECK(program_name("/opt/kubectl-hci_admission/hci-admission") == "hci-admission");
+  CHECK(program_name(nullptr) == "hci-admission");
 }
