@@ -46,7 +46,7 @@ if ! "$python" -c 'import matplotlib' 2>/dev/null; then
   "$python" -c 'import matplotlib' 2>/dev/null || apt-get install -y -qq python3-matplotlib >/dev/null
 fi
 
-server="build/hci-admission --cert-dir {certdir} --port {port}${threads:+ --threads $threads}${SERVER_ARGS:+ $SERVER_ARGS}"
+server="build/hci-admission --cert-dir {certdir} --port {port} --bind 127.0.0.1 --log-level warn${threads:+ --threads $threads}${SERVER_ARGS:+ $SERVER_ARGS}"
 n_conns=$(tr ',' '\n' <<<"$conns" | grep -c .)
 echo "about $((n_conns * rounds * seconds * 4)) s of load (+ start-up): conns=$conns rounds=$rounds" \
   "seconds=$seconds limit-workers=$limit_workers" >&2
