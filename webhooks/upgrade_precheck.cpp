@@ -86,6 +86,7 @@ Json to_json(const UpgradeGuard::Evaluation &result, const ClusterView &view) {
 
 int run_upgrade_precheck(const std::vector<std::string> &args, const std::string &program) {
   ClusterAccess access;
+  access.home_kubeconfig = true;  // as kubectl: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster
   Json annotations = Json::object();
   UpgradeGuard::Namespaces namespaces;
   std::string output = "text";
@@ -140,8 +141,8 @@ int run_upgrade_precheck(const std::vector<std::string> &args, const std::string
   }
   if (!view) {
     std::cerr << program
-              << " precheck: no cluster: give --kubeconfig, set KUBECONFIG, run in a cluster, or "
-                 "use --cluster-state"
+              << " precheck: no cluster: give --kubeconfig, set KUBECONFIG, have ~/.kube/config, run in a "
+                 "cluster, or use --cluster-state"
               << std::endl;
     return 2;
   }

@@ -3,6 +3,7 @@
 #include "hci_admission/common/flags.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 
 namespace hci_admission {
@@ -53,6 +54,10 @@ std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access) {
   if (kubeconfig.empty() && std::getenv("KUBECONFIG") != nullptr) {
     kubeconfig = std::getenv("KUBECONFIG");
     kubeconfig = kubeconfig.substr(0, kubeconfig.find(':'));  // the first file of a list
+  }
+  if (kubeconfig.empty() && access.home_kubeconfig && std::getenv("HOME") != nullptr) {
+    const std::string home = std::string(std::getenv("HOME")) + "/.kube/config";
+    if (std::filesystem::is_regular_file(home)) kubeconfig = home;
   }
   if (!kubeconfig.empty()) {
     return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfig(kubeconfig, access.context),

@@ -100,4 +100,19 @@ check "--kube-context is the same as --context (rc $rc)" \
 rc=$(run current hci-admission precheck)
 check "without --context, the kubeconfig's current context: its cluster does not answer, refused (rc $rc)" \
   bash -c "[ $rc = 1 ] && grep -q '^REFUSED: cannot reach the cluster\\|^REFUSED: .*$closed_port' '$work/current.out'"
+
+# Most kubectl users have no KUBECONFIG: kubectl reads ~/.kube/config, and
+# so does the plugin.
+unset KUBECONFIG
+rc=$(run nothing hci-admission precheck)
+check "no KUBECONFIG and no ~/.kube/config: exit 2, saying where it looked (rc $rc)" \
+  bash -c "[ $rc = 2 ] && grep -q 'no cluster: .*~/.kube/config' '$work/nothing.err'"
+mkdir -p "$work/.kube" "$work/.kube/api-certs"
+cp "$work/api-certs/ca.crt" "$work/.kube/api-certs/ca.crt"
+cp "$work/token" "$work/.kube/token"
+cp "$work/kubeconfig" "$work/.kube/config"
+check "kubectl itself reads ~/.kube/config" test "$(kubectl config current-context 2>/dev/null)" = elsewhere
+rc=$(run home hci-admission precheck --context harvester --output json)
+check "precheck --context harvester reads ~/.kube/config as kubectl does: refused, exit 1 (rc $rc)" \
+  bash -c "[ $rc = 1 ] && jq -e '.cluster | contains(\"127.0.0.1:$api_port\")' '$work/home.out' >/dev/null"
 finish

@@ -20,13 +20,18 @@ struct ClusterAccess {
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
   std::chrono::milliseconds read_timeout{10000};
   size_t page_size = 500;  // items per LIST page
+  // Commands run by people (precheck, also as a kubectl plugin) look where
+  // kubectl looks next: ~/.kube/config, before the in-cluster account. The
+  // server does not: in a pod, HOME is not where its credentials are.
+  bool home_kubeconfig = false;
 };
 
 // The cluster flags (--kubeconfig, --cluster-state, ...), setting `access`,
 // which must outlive them.
 std::vector<Flag> cluster_flags(ClusterAccess &access);
-// Offline state if given, else a kubeconfig ($KUBECONFIG too), else the
-// in-cluster service account; nullptr when none is there. Throws
+// Offline state if given, else a kubeconfig ($KUBECONFIG too, only its first
+// file; with home_kubeconfig, ~/.kube/config), else the in-cluster service
+// account; nullptr when none is there. Throws
 // std::runtime_error when one is given but unusable.
 std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access);
 // The same without the offline state: the live API or nullptr.
