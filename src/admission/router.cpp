@@ -105,9 +105,10 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
   rm.allowed = decision("allowed", "200");
   rm.denied = decision("denied", "403");
   rm.patched = decision("patched", "200");
-  // A guard that cannot read the cluster fails closed with a 503 denial.
-  // The series exists from the start so that increase() sees its first one
-  // (an alert watches it).
+  // The usual denial codes exist from the start, so that increase() counts
+  // a pod's first one: 422 (what the guards refuse with) and, for a policy
+  // that reads the cluster, 503 (it could not; an alert watches it).
+  decision("denied", "422");
   if (spec.reads_cluster) decision("denied", "503");
   routes_[path] = Route{spec, path, std::move(policy), std::move(fields), rm};
 }
@@ -289,8 +290,9 @@ HttpReply AdmissionRouter::decide(const Route &route, DecodedReview &review,
   } else if (decision.code == 403 || decision.code == 0) {
     m.denied->inc();
   } else {
-    // Rare codes (503 when a guard fails closed, 422, 409...) are looked up
-    // by label: an alert on the guard failing closed needs them apart.
+    // Other codes (422, 503 when a guard fails closed, 409...) are looked up
+    // by label, under the registry's lock: denials are the rare answer, and
+    // an alert on a guard failing closed needs the codes apart.
     metrics()
         .counter(
             kDecisionsTotal, kDecisionsHelp,

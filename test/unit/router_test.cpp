@@ -126,7 +126,8 @@ TEST_CASE("denials are counted by their status code, so a guard failing closed s
   CHECK(decisions("blind", "403") == 0);
 }
 
-TEST_CASE("a policy that reads the cluster shows its 503 denials at 0 before the first one", "[router]") {
+TEST_CASE("422 denials, and 503 for a policy that reads the cluster, show at 0 before the first one",
+          "[router]") {
   setup_logging(LogFormat::Text, "off");
   AdmissionRouter router;
   PolicySpec reader = spec("reads-503", PolicyType::Validating);
@@ -138,6 +139,8 @@ TEST_CASE("a policy that reads the cluster shows its 503 denials at 0 before the
       text,
       Catch::Contains(R"(hci_admission_decisions_total{policy="reads-503",decision="denied",code="503"} 0)"));
   CHECK_THAT(text, !Catch::Contains(R"(policy="pure-503",decision="denied",code="503")"));
+  CHECK_THAT(text, Catch::Contains(
+                       R"(hci_admission_decisions_total{policy="pure-503",decision="denied",code="422"} 0)"));
 }
 
 TEST_CASE("a validating policy never returns a patch", "[router]") {
