@@ -42,8 +42,6 @@ echo "token" >"$work/token"
 write_kubeconfig "$work/kubeconfig" "$api_port" token
 cluster_args=(--kubeconfig "$work/kubeconfig" --cluster-read-timeout 5s)
 start_server "$work/server.log"
-free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-twin_port=$(free_port)
 memory_limit=$(kubectl kustomize "$src/manifests/base" 2>/dev/null |
   "$py" -c 'import sys, yaml; d = [x for x in yaml.safe_load_all(sys.stdin) if x and x["kind"] == "Deployment"][0]
 print(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])')
@@ -52,14 +50,28 @@ case $memory_limit in *Mi) memory_limit=$((${memory_limit%Mi} * 1048576)) ;; *) 
 # limit): the twin then reports a limit to match, and the memory alert is
 # judged on its expression alone.
 [ "${SANITIZED:-false}" = true ] && memory_limit=$((memory_limit * 64))
-"$py" "$helper" twin "$twin_port" "$server_pid" "$memory_limit" >"$work/twin.log" 2>&1 &
+"$py" "$helper" twin "$server_pid" "$memory_limit" >"$work/twin.log" 2>&1 &
 twin_pid=$!
-prom_port=$(free_port)
+twin_port=""
+for _ in $(seq 1 100); do
+  twin_port=$(sed -n 's/^listening on //p' "$work/twin.log")
+  [ -n "$twin_port" ] && break
+  sleep 0.05
+done
 "$py" "$helper" scrape-config "$component" "127.0.0.1:$port" "$ca" "127.0.0.1:$twin_port" "$work/rules.yml" \
   "$work/prometheus.yml"
-prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-  --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$work/prometheus.log" 2>&1 &
-prom_pid=$!
+# Prometheus cannot be told to pick a free port: a port found free may be
+# taken by a test beside this one before it binds, so try again on another.
+for _ in 1 2 3; do
+  prom_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  rm -rf "$work/tsdb"
+  prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+    --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$work/prometheus.log" 2>&1 &
+  prom_pid=$!
+  sleep 0.5
+  kill -0 "$prom_pid" 2>/dev/null && break
+  grep -q 'address already in use' "$work/prometheus.log" || break
+done
 prom=http://127.0.0.1:$prom_port
 instant() { curl -sS "$prom/api/v1/query" --data-urlencode "query=$1" | jq -r "${2:-.data.result[0].value[1]}"; }
 up=""
@@ -102,10 +114,13 @@ for _ in 1 2 3 4; do round; sleep 0.5; done
 
 # What the server counted must reach Prometheus before anything is judged.
 sent=$(metric 'controller_runtime_webhook_requests_total{webhook="/mutate/csi-controller-placement",code="200"}')
+scraped=""
 for _ in $(seq 1 100); do
-  [ "$(instant 'sum(controller_runtime_webhook_requests_total{webhook="/mutate/csi-controller-placement",code="200"})')" = "$sent" ] && break
+  scraped=$(instant 'sum(controller_runtime_webhook_requests_total{webhook="/mutate/csi-controller-placement",code="200"})')
+  [ "$scraped" = "$sent" ] && break
   sleep 0.2
 done
+check "Prometheus holds every CSI review the server answered ($scraped of $sent)" test "$scraped" = "$sent"
 provoked=HciAdmissionCertificateExpiresSoon,HciAdmissionErrors,HciAdmissionSlowWebhook,HciAdmissionGuardCannotReadCluster
 active() { curl -sS "$prom/api/v1/rules?type=alert" | jq -r '.data.groups[].rules[] | select(.state != "inactive") | .name' | sort | paste -sd,; }
 want=$(tr , '\n' <<<"$provoked" | sort | paste -sd,)

@@ -11,8 +11,8 @@ and Grafana read it, for test/e2e/monitoring.sh.
       A Prometheus configuration scraping TARGET as the ServiceMonitor says
       (scheme, path, TLS server name; the CA file CA), every second, plus
       TWIN (kubelet and kube-state-metrics, see `twin`).
-  prometheus_check.py twin PORT SERVER_PID MEMORY_LIMIT
-      Serves what the kubelet's cAdvisor and kube-state-metrics would say
+  prometheus_check.py twin SERVER_PID MEMORY_LIMIT
+      Prints "listening on PORT" (a free port it holds), then serves what the kubelet's cAdvisor and kube-state-metrics would say
       about the server's pod: its working set (the process's RSS, read
       live), its memory limit, and whether the Deployment has a replica
       available (the process is alive). Neither can run here.
@@ -99,7 +99,7 @@ def scrape_config(component, target, ca, twin, rules, out):
         yaml.safe_dump(config, f, sort_keys=False)
 
 
-def twin(port, server_pid, memory_limit):
+def twin(server_pid, memory_limit):
     labels = 'namespace="hci-admission",pod="hci-admission-0",container="hci-admission"'
 
     def rss():
@@ -127,8 +127,8 @@ def twin(port, server_pid, memory_limit):
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", int(port)), Handler)
-    print("listening", flush=True)
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    print(f"listening on {server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
