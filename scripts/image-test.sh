@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 image=${IMAGE:-localhost/hci-admission:test}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Largest the runtime stage may add to bookworm-slim: the binary and its
-# run-time libraries (about 12 MB measured). A toolchain or a -dev package
+# run-time libraries (18 MB measured). A toolchain or a -dev package
 # pulled in by mistake is 50 MB or more.
 max_added_mb=${MAX_ADDED_MB:-30}
 
