@@ -103,11 +103,11 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
                       {{"policy", spec.name}, {"decision", d}, {"code", code}});
   };
   rm.allowed = decision("allowed", "200");
-  rm.denied = decision("denied", "403");
   rm.patched = decision("patched", "200");
   // The usual denial codes exist from the start, so that increase() counts
-  // a pod's first one: 422 (what the guards refuse with) and, for a policy
-  // that reads the cluster, 503 (it could not; an alert watches it).
+  // a pod's first one: 403, 422 (what the guards refuse with) and, for a
+  // policy that reads the cluster, 503 (it could not; an alert watches it).
+  decision("denied", "403");
   decision("denied", "422");
   if (spec.reads_cluster) decision("denied", "503");
   routes_[path] = Route{spec, path, std::move(policy), std::move(fields), rm};
@@ -287,12 +287,10 @@ HttpReply AdmissionRouter::decide(const Route &route, DecodedReview &review,
   m.ok->inc();
   if (decision.allowed) {
     (decision.patch.empty() ? m.allowed : m.patched)->inc();
-  } else if (decision.code == 403 || decision.code == 0) {
-    m.denied->inc();
   } else {
-    // Other codes (422, 503 when a guard fails closed, 409...) are looked up
-    // by label, under the registry's lock: denials are the rare answer, and
-    // an alert on a guard failing closed needs the codes apart.
+    // Denials are counted under the code the response carries (422, 503 when
+    // a guard fails closed, 409...), looked up by label under the registry's
+    // lock: they are the rare answer, and an alert needs the codes apart.
     metrics()
         .counter(
             kDecisionsTotal, kDecisionsHelp,

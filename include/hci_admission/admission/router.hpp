@@ -57,8 +57,8 @@ class AdmissionRouter {
     Counter *ok = nullptr;  // controller_runtime_webhook_requests_total, code 200
     Gauge *in_flight = nullptr;
     Histogram *latency = nullptr;
-    // hci_admission_decisions_total; denied is the 403 series
-    Counter *allowed = nullptr, *denied = nullptr, *patched = nullptr;
+    // hci_admission_decisions_total (denials are counted by their code)
+    Counter *allowed = nullptr, *patched = nullptr;
   };
   struct Route {
     PolicySpec spec;  // name, type, rules (which screen requests), reads_cluster (may block)
