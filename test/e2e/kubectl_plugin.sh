@@ -59,7 +59,7 @@ check "precheck offline through kubectl: refused, exit 1, naming the single-repl
 start_api --state "$src/test/fixtures/cluster" --token plugin-token
 api_token=plugin-token
 echo "plugin-token" >"$work/token"
-closed_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+closed_port=$(free_port)
 cat >"$work/kubeconfig" <<KUBECONFIG
 apiVersion: v1
 kind: Config

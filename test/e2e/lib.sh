@@ -74,6 +74,10 @@ start_server() {
 
 url() { echo "https://localhost:$port$1"; }
 
+# free_port: a port nothing listens on now (for a process that cannot pick
+# its own; another may take it before that process binds).
+free_port() { "$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
 # metric NAME: the value of one series on /metrics (NAME with its labels)
 metric() { curl -sS --cacert "$ca" "$(url /metrics)" | awk -v n="$1" '$1 == n {print $2}'; }
 

@@ -8,7 +8,7 @@ set -uo pipefail
 
 source "$(dirname "$0")/lib.sh"
 
-metrics_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics_port=$(free_port)
 start_server "$work/metrics.log" --metrics-port "$metrics_port" --log-format json --log-objects
 # samples URL [CURL_ARGS...]: every sample as "name{k=v,...} value", labels sorted, via prometheus_client.
 samples() {

@@ -42,15 +42,12 @@ echo "token" >"$work/token"
 write_kubeconfig "$work/kubeconfig" "$api_port" token
 cluster_args=(--kubeconfig "$work/kubeconfig" --cluster-read-timeout 5s)
 start_server "$work/server.log"
-memory_limit=$(kubectl kustomize "$src/manifests/base" 2>/dev/null |
-  "$py" -c 'import sys, yaml; d = [x for x in yaml.safe_load_all(sys.stdin) if x and x["kind"] == "Deployment"][0]
-print(d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])')
-case $memory_limit in *Mi) memory_limit=$((${memory_limit%Mi} * 1048576)) ;; *) memory_limit=134217728 ;; esac
-# Under the sanitizers RSS is mostly shadow memory (several times the
-# limit): the twin then reports a limit to match, and the memory alert is
-# judged on its expression alone.
-[ "${SANITIZED:-false}" = true ] && memory_limit=$((memory_limit * 64))
-"$py" "$helper" twin "$server_pid" "$memory_limit" >"$work/twin.log" 2>&1 &
+# The pod's memory limit as the Deployment sets it. Under the sanitizers RSS
+# is mostly shadow memory (several times the limit): the twin then reports a
+# limit to match, and the memory alert is judged on its expression alone.
+limit_scale=1
+[ "${SANITIZED:-false}" = true ] && limit_scale=64
+"$py" "$helper" twin "$server_pid" "$src/manifests/base/deployment.yaml" "$limit_scale" >"$work/twin.log" 2>&1 &
 twin_pid=$!
 twin_port=""
 for _ in $(seq 1 100); do
@@ -63,7 +60,7 @@ done
 # Prometheus cannot be told to pick a free port: a port found free may be
 # taken by a test beside this one before it binds, so try again on another.
 for _ in 1 2 3; do
-  prom_port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  prom_port=$(free_port)
   rm -rf "$work/tsdb"
   prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
     --web.listen-address="127.0.0.1:$prom_port" --log.level=warn >"$work/prometheus.log" 2>&1 &

@@ -11,11 +11,13 @@ and Grafana read it, for test/e2e/monitoring.sh.
       A Prometheus configuration scraping TARGET as the ServiceMonitor says
       (scheme, path, TLS server name; the CA file CA), every second, plus
       TWIN (kubelet and kube-state-metrics, see `twin`).
-  prometheus_check.py twin SERVER_PID MEMORY_LIMIT
-      Prints "listening on PORT" (a free port it holds), then serves what the kubelet's cAdvisor and kube-state-metrics would say
-      about the server's pod: its working set (the process's RSS, read
-      live), its memory limit, and whether the Deployment has a replica
-      available (the process is alive). Neither can run here.
+  prometheus_check.py twin SERVER_PID DEPLOYMENT_YAML LIMIT_SCALE
+      Prints "listening on PORT" (a free port it holds), then serves what
+      the kubelet's cAdvisor and kube-state-metrics would say about the
+      server's pod: its working set (the process's RSS, read live), its
+      memory limit (the Deployment's, times LIMIT_SCALE), and whether the
+      Deployment has a replica available (the process is alive). Neither
+      can run here.
   prometheus_check.py dashboard COMPONENT PROMETHEUS_URL
   prometheus_check.py alerts COMPONENT PROMETHEUS_URL PROVOKED
       Evaluate every dashboard query (Grafana's variables substituted) or
@@ -99,7 +101,16 @@ def scrape_config(component, target, ca, twin, rules, out):
         yaml.safe_dump(config, f, sort_keys=False)
 
 
-def twin(server_pid, memory_limit):
+def quantity_bytes(quantity):
+    """A Kubernetes memory quantity in binary units (128Mi) as bytes."""
+    units = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
+def twin(server_pid, deployment, limit_scale):
+    with open(deployment) as f:
+        limit = quantity_bytes(yaml.safe_load(f)["spec"]["template"]["spec"]["containers"][0]
+                               ["resources"]["limits"]["memory"]) * int(limit_scale)
     labels = 'namespace="hci-admission",pod="hci-admission-0",container="hci-admission"'
 
     def rss():
@@ -112,7 +123,7 @@ def twin(server_pid, memory_limit):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             now = rss()
-            lines = [f'kube_pod_container_resource_limits{{{labels},resource="memory",unit="byte"}} {memory_limit}',
+            lines = [f'kube_pod_container_resource_limits{{{labels},resource="memory",unit="byte"}} {limit}',
                      'kube_deployment_status_replicas_available{namespace="hci-admission",deployment="hci-admission"} '
                      f'{0 if now is None else 1}']
             if now is not None:
