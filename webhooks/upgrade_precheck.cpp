@@ -12,8 +12,8 @@
 namespace hci_admission::webhooks {
 namespace {
 
-constexpr const char *kUsage =
-    " precheck [flags]\n\n"
+// After "Usage: PROGRAM precheck [flags]".
+constexpr const char *kDescription =
     "Says whether the upgrade guard would refuse a Harvester upgrade (an Upgrade or an UpgradePlan)\n"
     "created now, runs every check and lists what each looked at and what is in the way.\n"
     "Exit code 0: allowed; 1: refused (also when the cluster cannot be read); 2: bad flags.\n\n";
@@ -122,7 +122,9 @@ int run_upgrade_precheck(const std::vector<std::string> &args, const std::string
     return 2;
   }
   if (help) {
-    std::cout << "Usage: " << program << kUsage << "Flags:\n" << flags.usage();
+    std::cout << "Usage: " << program << " precheck [flags]\n\n"
+              << kDescription << "Flags:\n"
+              << flags.usage();
     return 0;
   }
 

@@ -55,9 +55,10 @@ std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access) {
     kubeconfig = std::getenv("KUBECONFIG");
     kubeconfig = kubeconfig.substr(0, kubeconfig.find(':'));  // the first file of a list
   }
-  if (kubeconfig.empty() && access.home_kubeconfig && std::getenv("HOME") != nullptr) {
-    const std::string home = std::string(std::getenv("HOME")) + "/.kube/config";
-    if (std::filesystem::is_regular_file(home)) kubeconfig = home;
+  const char *home = std::getenv("HOME");
+  if (kubeconfig.empty() && access.home_kubeconfig && home != nullptr) {
+    const std::string config = std::string(home) + "/.kube/config";
+    if (std::filesystem::is_regular_file(config)) kubeconfig = config;
   }
   if (!kubeconfig.empty()) {
     return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfig(kubeconfig, access.context),
