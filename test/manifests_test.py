@@ -42,6 +42,11 @@ def size_bytes(text):
     return int(m.group(1)) * {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[unit]
 
 
+def flag_value(args, name):
+    """The value of --NAME=VALUE among a container's args, or None."""
+    return next((a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")), None)
+
+
 def render(path):
     out = subprocess.run(["kubectl", "kustomize", f"{src}/manifests/{path}"], capture_output=True, text=True)
     check(f"kubectl kustomize {path}: {out.stderr.strip()}", out.returncode == 0)
@@ -91,10 +96,9 @@ for overlay, expected_policies in overlays.items():
 
     # Memory: what the server may hold under load fits the pod's limit
     # (README, "Memory under hostile load").
-    flag = lambda name: next((a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")), None)
     limit = size_bytes(dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
-    budget = size_bytes(flag("max-buffered-size") or "32MiB")
-    conns = int(flag("max-connections") or 1024)
+    budget = size_bytes(flag_value(args, "max-buffered-size") or "32MiB")
+    conns = int(flag_value(args, "max-connections") or 1024)
     need = (12 << 20) + budget + conns * (48 << 10) + (8 << 20)
     check(f"{overlay}: memory limit {limit >> 20} MiB holds idle + budget + connections ({need >> 20} MiB)",
           need <= limit)
@@ -255,10 +259,9 @@ for overlay in overlays:
     check(f"{overlay} + monitoring: it scrapes a port the Service has, over HTTPS, at /metrics",
           endpoint.get("port") in [p["name"] for p in service["spec"]["ports"]]
           and endpoint.get("scheme") == "https" and endpoint.get("path") == "/metrics")
-    flag = lambda name: next((a.split("=", 1)[1] for a in c["args"] if a.startswith(f"--{name}=")), None)
-    if flag("self-managed-certs"):
-        secret = flag("self-managed-certs").split("/")[1]
-        names = flag("self-managed-dns-names").split(",")
+    if flag_value(c["args"], "self-managed-certs"):
+        secret = flag_value(c["args"], "self-managed-certs").split("/")[1]
+        names = flag_value(c["args"], "self-managed-dns-names").split(",")
     else:
         secret = dep["spec"]["template"]["spec"]["volumes"][0]["secret"]["secretName"]
         names = next(x for x in by_kind["Certificate"] if x["spec"]["secretName"] == secret)["spec"]["dnsNames"]
