@@ -1,6 +1,11 @@
 #include "hci_admission/json/json_write.hpp"
 
 #include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace hci_admission {
 
@@ -44,40 +49,86 @@ struct EscapeTable {
   }
 };
 constexpr EscapeTable kEscape;
+
+// The first byte at or after `p` that must be escaped, or `end`: 16 bytes
+// at a time where SSE2 is there (UTF-8 passes through: only bytes below
+// 0x20, quote and backslash stop). Byte by byte, this loop was 12
+// instructions a byte of a CSI patch (callgrind).
+const char *find_escape(const char *p, const char *end) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i control_max = _mm_set1_epi8(0x1F);
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(p));
+    // min(v, 0x1F) == v exactly for the bytes 0x00..0x1F (unsigned).
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(v, control_max), v);
+    const __m128i stops =
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), control);
+    const int mask = _mm_movemask_epi8(stops);
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p != end && !kEscape.escape[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
+
+void append_escape(std::string &out, unsigned char c) {
+  static const char kHex[] = "0123456789abcdef";
+  switch (c) {
+    case '"':
+      out += "\\\"";
+      return;
+    case '\\':
+      out += "\\\\";
+      return;
+    case '\n':
+      out += "\\n";
+      return;
+    case '\r':
+      out += "\\r";
+      return;
+    case '\t':
+      out += "\\t";
+      return;
+    case '\b':
+      out += "\\b";
+      return;
+    case '\f':
+      out += "\\f";
+      return;
+    default:
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+  }
+}
 }  // namespace
 
 void append_json_string(std::string &out, std::string_view text) {
-  static const char kHex[] = "0123456789abcdef";
-  out += '"';
-  size_t plain = 0;  // start of the run not yet copied
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (!kEscape.escape[c]) continue;
-    out.append(text.data() + plain, i - plain);
-    plain = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
-    }
+  const char *p = text.data();
+  const char *const end = p + text.size();
+  const char *stop = find_escape(p, end);
+  // Most strings need no escaping: written in one step (appending quote,
+  // text and quote one by one was 180 instructions a string, callgrind).
+  const size_t at = out.size();
+  out.resize(at + 2 + static_cast<size_t>(stop - p));
+  char *o = out.data() + at;
+  *o++ = '"';
+  std::memcpy(o, p, static_cast<size_t>(stop - p));
+  if (stop == end) {
+    out.back() = '"';
+    return;
   }
-  out.append(text.data() + plain, text.size() - plain);
+  out.pop_back();
+  for (;;) {
+    append_escape(out, static_cast<unsigned char>(*stop));
+    p = stop + 1;
+    stop = find_escape(p, end);
+    out.append(p, static_cast<size_t>(stop - p));
+    if (stop == end) break;
+  }
   out += '"';
 }
 
