@@ -5,7 +5,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ meson ninja-build pkg-config python3 \
-      libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev \
+      libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libsimdjson-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY meson.build meson_options.txt ./
@@ -20,10 +20,10 @@ RUN meson setup /build --buildtype=release -Dstrip=true -Dtests=false \
 FROM debian:bookworm-slim
 # Run-time libraries only (what `ldd hci-admission` lists): OpenSSL 3,
 # spdlog and fmt, cpp-httplib and the zlib/brotli it links, yaml-cpp; CA
-# certificates for the Kubernetes API.
+# certificates for the Kubernetes API; simdjson.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl3 libspdlog1.10 libfmt9 libcpp-httplib0.11 \
-      libyaml-cpp0.7 zlib1g libbrotli1 ca-certificates \
+      libyaml-cpp0.7 libsimdjson14 zlib1g libbrotli1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /build/hci-admission /usr/local/bin/hci-admission
 USER 65532:65532

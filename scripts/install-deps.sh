@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
   # build
   g++ meson ninja-build pkg-config
-  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev catch2
+  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev libyaml-cpp-dev libsimdjson-dev catch2
   # run and test
   openssl curl jq python3 python3-jsonpatch python3-prometheus-client python3-yaml ca-certificates iproute2
   # the monitoring component's test (test/e2e/monitoring.sh): Prometheus and promtool
@@ -22,7 +22,7 @@ packages=(
 for arg in "$@"; do
   case $arg in
     --image) packages+=(buildah debootstrap) ;;
-    --bench) packages+=(wrk python3-matplotlib nginx-light nodejs golang-go) ;;
+    --bench) packages+=(wrk python3-matplotlib nginx-light nodejs golang-go valgrind) ;;
     *) echo "usage: $0 [--image] [--bench]" >&2; exit 2 ;;
   esac
 done

@@ -2,6 +2,8 @@
 
 #include "hci_admission/common/base64.hpp"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <array>
 #include <optional>
@@ -12,76 +14,104 @@ namespace {
 constexpr std::string_view kV1 = "admission.k8s.io/v1";
 constexpr std::string_view kV1beta1 = "admission.k8s.io/v1beta1";
 
+namespace dom = simdjson::dom;
+
 // A string member: null reads as empty; any other type is refused, so that
 // "uid": 7 is an error rather than a misread.
-std::string as_string(JsonView v, const std::string &where) {
+std::string as_string(dom::element v, const char *where) {
   if (v.is_null()) return {};
-  if (!v.is_string()) throw ReviewError(where + " must be a string");
-  return v.string_value();
+  if (!v.is_string()) throw ReviewError(std::string(where) + " must be a string");
+  return std::string(v.get_string().value_unsafe());
 }
 
-void require_object(JsonView v, const std::string &where) {
-  if (!v.is_object()) throw ReviewError(where + " must be an object");
+void require_object(dom::element v, const char *where) {
+  if (!v.is_object()) throw ReviewError(std::string(where) + " must be an object");
 }
 
 // A key given twice is refused: parsers disagree on which one counts
-// (Go's takes the last), and a review is never sent that way. Keys are
-// copied: an escaped key is unescaped into a buffer that lives only for
-// its callback (the fuzzer found the views dangling).
+// (Go's takes the last), and a review is never sent that way. The keys
+// are views into the parsed document, which outlives this; the first 32
+// of a level (a review has about 15) take no heap.
 class KeysSeenOnce {
  public:
   void operator()(std::string_view key, const char *where) {
-    if (std::find(seen_.begin(), seen_.end(), key) != seen_.end()) {
+    const auto inline_end = inline_.cbegin() + static_cast<std::ptrdiff_t>(std::min(count_, inline_.size()));
+    if (std::find(inline_.cbegin(), inline_end, key) != inline_end ||
+        std::find(more_.begin(), more_.end(), key) != more_.end()) {
       throw ReviewError("duplicate key \"" + std::string(where) + std::string(key) + "\"");
     }
-    seen_.emplace_back(key);
+    if (count_ < inline_.size()) {
+      inline_[count_] = key;
+    } else {
+      more_.push_back(key);
+    }
+    ++count_;
   }
 
  private:
-  std::vector<std::string> seen_;
+  std::array<std::string_view, 32> inline_;
+  std::vector<std::string_view> more_;
+  size_t count_ = 0;
 };
 
 // apiVersion, kind and request of the AdmissionReview; returns the request.
-JsonView decode_envelope(const JsonView &doc, const JsonIndex &index, std::string &api_version) {
+dom::element decode_envelope(dom::element doc, std::string &api_version) {
   std::string kind;
-  JsonView request(std::string_view(), &index);
+  dom::element request;
+  bool has_request = false;
   KeysSeenOnce once;
-  doc.for_each_member([&](std::string_view key, JsonView v) {
+  for (const dom::key_value_pair member : dom::object(doc.get_object().value_unsafe())) {
+    const std::string_view key = member.key;
     if (key == "apiVersion") {
       once(key, "");
-      api_version = as_string(v, "apiVersion");
+      api_version = as_string(member.value, "apiVersion");
     } else if (key == "kind") {
       once(key, "");
-      kind = as_string(v, "kind");
+      kind = as_string(member.value, "kind");
     } else if (key == "request") {
       once(key, "");
-      if (!v.is_null()) require_object(v, "request");
-      request = v;
+      if (!member.value.is_null()) require_object(member.value, "request");
+      request = member.value;
+      has_request = true;
     }
-  });
+  }
   if (api_version != kV1 && api_version != kV1beta1) {
     throw ReviewError("unsupported apiVersion \"" + api_version + "\" (want " + std::string(kV1) + " or " +
                       std::string(kV1beta1) + ")");
   }
   if (kind != "AdmissionReview") throw ReviewError("kind is \"" + kind + "\", want AdmissionReview");
-  if (!request.is_object()) throw ReviewError("AdmissionReview has no request");
+  if (!has_request || !request.is_object()) throw ReviewError("AdmissionReview has no request");
   return request;
 }
 
 // request.kind ({group, version, kind}) or request.resource ({group,
 // version, resource}): the three strings, in that order.
-std::array<std::string, 3> decode_group_version(JsonView v, const std::string &where, const char *last) {
+std::array<std::string, 3> decode_group_version(dom::element v, const std::string &where, const char *last) {
   std::array<std::string, 3> out;
-  require_object(v, where);
-  v.for_each_member([&](std::string_view k, JsonView m) {
-    if (k == "group") out[0] = as_string(m, where + ".group");
-    if (k == "version") out[1] = as_string(m, where + ".version");
-    if (k == last) out[2] = as_string(m, where + "." + last);
-  });
+  require_object(v, where.c_str());
+  for (const dom::key_value_pair m : dom::object(v.get_object().value_unsafe())) {
+    if (m.key == "group") out[0] = as_string(m.value, (where + ".group").c_str());
+    if (m.key == "version") out[1] = as_string(m.value, (where + ".version").c_str());
+    if (m.key == last) out[2] = as_string(m.value, (where + "." + last).c_str());
+  }
   return out;
 }
 
-void decode_request_member(std::string_view key, JsonView v, AdmissionRequest &r,
+void decode_user_info(dom::element v, AdmissionRequest &r) {
+  require_object(v, "request.userInfo");
+  for (const dom::key_value_pair m : dom::object(v.get_object().value_unsafe())) {
+    if (m.key == "username") {
+      r.username = as_string(m.value, "request.userInfo.username");
+    } else if (m.key == "groups" && !m.value.is_null()) {
+      if (!m.value.is_array()) throw ReviewError("request.userInfo.groups must be a list");
+      for (const dom::element g : dom::array(m.value.get_array().value_unsafe())) {
+        r.groups.push_back(as_string(g, "request.userInfo.groups[]"));
+      }
+    }
+  }
+}
+
+void decode_request_member(std::string_view key, dom::element v, AdmissionRequest &r,
                            const ObjectFields &fields) {
   if (key == "uid") {
     r.uid = as_string(v, "request.uid");
@@ -100,19 +130,10 @@ void decode_request_member(std::string_view key, JsonView v, AdmissionRequest &r
   } else if (key == "operation") {
     r.operation = as_string(v, "request.operation");
   } else if (key == "userInfo" && !v.is_null()) {
-    require_object(v, "request.userInfo");
-    v.for_each_member([&](std::string_view k, JsonView m) {
-      if (k == "username") {
-        r.username = as_string(m, "request.userInfo.username");
-      } else if (k == "groups" && !m.is_null()) {
-        if (!m.is_array()) throw ReviewError("request.userInfo.groups must be a list");
-        m.for_each_element(
-            [&](JsonView g) { r.groups.push_back(as_string(g, "request.userInfo.groups[]")); });
-      }
-    });
+    decode_user_info(v, r);
   } else if (key == "dryRun") {
     if (!v.is_null() && !v.is_bool()) throw ReviewError("request.dryRun must be a boolean");
-    r.dry_run = v.raw() == "true";
+    r.dry_run = v.is_bool() && v.get_bool().value_unsafe();
   } else if (key == "object") {
     r.object = fields.object.keeps_nothing() ? Json() : fields.object.extract(v);
   } else if (key == "oldObject") {
@@ -123,21 +144,21 @@ void decode_request_member(std::string_view key, JsonView v, AdmissionRequest &r
 }  // namespace
 
 DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
-  std::optional<JsonIndex> index;
+  std::optional<ParsedJson> parsed;
   try {
-    index.emplace(validate_json(body));
+    parsed.emplace(body);
   } catch (const JsonSyntaxError &e) {
     throw ReviewError(std::string("request body is not valid JSON: ") + e.what());
   }
-  const JsonView doc(*index);
+  const dom::element doc = parsed->root();
   if (!doc.is_object()) throw ReviewError("request body is not a JSON object");
   DecodedReview out;
-  const JsonView request = decode_envelope(doc, *index, out.api_version);
+  const dom::element request = decode_envelope(doc, out.api_version);
   KeysSeenOnce once;
-  request.for_each_member([&](std::string_view key, JsonView v) {
-    once(key, "request.");
-    decode_request_member(key, v, out.request, fields);
-  });
+  for (const dom::key_value_pair member : dom::object(request.get_object().value_unsafe())) {
+    once(member.key, "request.");
+    decode_request_member(member.key, member.value, out.request, fields);
+  }
   if (out.request.uid.empty()) throw ReviewError("request.uid is missing or empty");
   return out;
 }

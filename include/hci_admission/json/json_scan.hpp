@@ -1,123 +1,70 @@
 // Reading only the parts of a large JSON document that are needed.
 //
-// nlohmann::json lexes every byte into a tree (measured: 71 us for a 6 KB
-// Pod review, before any tree is built), and an admission policy reads a
-// few hundred bytes of it. validate_json() checks the whole text strictly
-// and quickly; JsonView then walks the checked text without building it,
-// and nlohmann parses just the members a policy asked for.
+// A review is 6 KB of which a policy reads a few hundred bytes. simdjson
+// checks the whole text strictly and indexes it (its DOM "tape": every
+// value knows where it ends, strings are unescaped once), without one heap
+// node per value; FieldMask then builds a Json tree of just the members a
+// policy asked for. Measured on a 6 KB Pod review, validating took 4.1 us
+// with the hand-written validator this replaced and 1.9 us with simdjson
+// (natively, its AVX-512 kernel; under callgrind's AVX2 kernel 45.5k
+// instructions against 48.6k), and walking the tape to the masked members
+// is a few pointer steps where the scanner re-read the text.
 #pragma once
 
 #include "hci_admission/json/json.hpp"
 
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+namespace simdjson::dom {
+class element;
+class parser;
+}  // namespace simdjson::dom
+
 namespace hci_admission {
 
+// The text is not one valid JSON value. offset() is where it goes wrong,
+// or npos where that is not known (a number that fits no 64-bit integer
+// or double, nesting too deep).
 class JsonSyntaxError : public std::runtime_error {
  public:
+  static constexpr size_t npos = static_cast<size_t>(-1);
   JsonSyntaxError(const std::string &what, size_t offset)
-      : std::runtime_error(what + " at byte " + std::to_string(offset)), offset_(offset) {}
+      : std::runtime_error(offset == npos ? what : what + " at byte " + std::to_string(offset)),
+        offset_(offset) {}
   size_t offset() const { return offset_; }
 
  private:
   size_t offset_;
 };
 
-// Where each object and array of a checked text ends, so that walking the
-// text skips a subtree without reading it again.
-class JsonIndex {
+// One checked, indexed document. Throws JsonSyntaxError unless `text` is
+// exactly one JSON value (RFC 8259) in valid UTF-8, nested at most
+// `max_depth` deep, whose numbers fit a 64-bit integer or a double (Go's
+// decoder and nlohmann hold no more; kube-apiserver never writes more).
+//
+// Each thread keeps one parser for documents up to 1 MiB and reuses it, so
+// an ordinary review allocates nothing here; a larger document gets a
+// parser of its own, freed with it (simdjson sizes its index for the worst
+// case, several times the document). The views it hands out live as long
+// as it does.
+class ParsedJson {
  public:
-  explicit JsonIndex(std::string_view text) : text_(text) {}
-  std::string_view text() const { return text_; }
-  // The offset just past the container that opens at `start`.
-  size_t container_end(size_t start) const;
+  explicit ParsedJson(std::string_view text, size_t max_depth = 512);
+  ~ParsedJson();
+  ParsedJson(const ParsedJson &) = delete;
+  ParsedJson &operator=(const ParsedJson &) = delete;
+
+  simdjson::dom::element root() const;
 
  private:
-  friend class JsonValidator;
-  std::string_view text_;
-  struct Container {
-    uint32_t open;   // offset of the bracket
-    uint32_t end;    // offset just past the closing bracket
-    uint32_t after;  // index of the first container opened after this one closes
-  };
-  std::vector<Container> containers_;  // in the order they open
-  // A walk asks in document order: for the first child of the container it
-  // last skipped (it descends) or for the next sibling (it moves on).
-  // Checking those two first avoids a binary search per member. One walker
-  // per index at a time.
-  mutable size_t child_ = 0;
-  mutable size_t sibling_ = 0;
-};
-
-// Throws JsonSyntaxError unless `text` is exactly one JSON value (RFC 8259)
-// in valid UTF-8, nested at most `max_depth` deep. The index refers to
-// `text`, which must outlive it.
-JsonIndex validate_json(std::string_view text, size_t max_depth = 512);
-
-// One value inside text that validate_json accepted. Cheap to copy.
-class JsonView {
- public:
-  // The whole document, less surrounding white space.
-  explicit JsonView(const JsonIndex &index);
-  JsonView(std::string_view raw, const JsonIndex *index) : raw_(raw), index_(index) {}
-
-  std::string_view raw() const { return raw_; }
-  bool is_object() const { return !raw_.empty() && raw_.front() == '{'; }
-  bool is_array() const { return !raw_.empty() && raw_.front() == '['; }
-  bool is_string() const { return !raw_.empty() && raw_.front() == '"'; }
-  bool is_null() const { return raw_ == "null"; }
-  bool is_bool() const { return raw_ == "true" || raw_ == "false"; }
-
-  // The unescaped text of a string value; call only when is_string().
-  std::string string_value() const;
-  // The value as a tree, built from the checked text (nlohmann's lexer
-  // would read it all again, at several times the cost).
-  Json parse() const;
-
-  // Calls f(value) for each element of an array, in order.
-  template <class F>
-  void for_each_element(F &&f) const {
-    size_t pos = skip_space(1);  // after '['
-    while (raw_[pos] != ']') {
-      if (raw_[pos] == ',') pos = skip_space(pos + 1);
-      const size_t end = skip_value(pos);
-      f(JsonView(raw_.substr(pos, end - pos), index_));
-      pos = skip_space(end);
-    }
-  }
-
-  // Calls f(key, value) for each member of an object, in document order.
-  template <class F>
-  void for_each_member(F &&f) const {
-    size_t pos = 1;  // after '{'
-    std::string unescaped;
-    for (;;) {
-      pos = skip_space(pos);
-      if (raw_[pos] == '}') return;
-      if (raw_[pos] == ',') pos = skip_space(pos + 1);
-      const size_t key_end = skip_value(pos);
-      std::string_view key = raw_.substr(pos + 1, key_end - pos - 2);
-      if (key.find('\\') != std::string_view::npos) {
-        unescaped = JsonView(raw_.substr(pos, key_end - pos), index_).string_value();
-        key = unescaped;
-      }
-      pos = skip_space(key_end);
-      pos = skip_space(pos + 1);  // ':'
-      const size_t value_end = skip_value(pos);
-      f(key, JsonView(raw_.substr(pos, value_end - pos), index_));
-      pos = value_end;
-    }
-  }
-
- private:
-  size_t skip_space(size_t pos) const;
-  size_t skip_value(size_t pos) const;
-  std::string_view raw_;
-  const JsonIndex *index_;
+  simdjson::dom::parser *parser_;
+  std::unique_ptr<simdjson::dom::parser> own_;  // a large document's, or when the thread's is in use
+  bool uses_thread_parser_ = false;
 };
 
 // Which parts of an object to keep, from JSON Pointers such as
@@ -131,7 +78,7 @@ class FieldMask {
   // The value with only the masked parts: objects on the way to a kept
   // member keep just those members. A value that is not an object where
   // the mask goes deeper is kept whole, so a policy still sees a bad shape.
-  Json extract(JsonView value) const;
+  Json extract(simdjson::dom::element value) const;
   bool keeps_everything() const { return whole_; }
   bool keeps_nothing() const { return !whole_ && children_.empty(); }
 
@@ -139,5 +86,8 @@ class FieldMask {
   bool whole_ = false;
   std::map<std::string, FieldMask, std::less<>> children_;
 };
+
+// The whole value as a Json tree.
+Json to_json(simdjson::dom::element value);
 
 }  // namespace hci_admission
