@@ -37,6 +37,10 @@ rc=$(run usage hci-admission)
 check "kubectl hci-admission: exit 0 with the plugin's commands, not a server error (rc $rc)" \
   bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission COMMAND' '$work/usage.out' &&
            grep -q '^  precheck' '$work/usage.out' && ! grep -q cert-dir '$work/usage.err'"
+rc=$(run serverhelp hci-admission --help)
+check "kubectl hci-admission --help: the server's help names the plugin too (rc $rc)" \
+  bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission --cert-dir DIR' '$work/serverhelp.out' &&
+           ! grep -q '^Usage: hci-admission' '$work/serverhelp.out'"
 rc=$(run help hci-admission precheck --help)
 check "kubectl hci-admission precheck --help names the plugin and kubectl's --context (rc $rc)" \
   bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission precheck' '$work/help.out' &&
