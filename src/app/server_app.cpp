@@ -173,17 +173,26 @@ class StopSignalWaiter {
   StopSignalWaiter(const StopSignalWaiter &) = delete;
   StopSignalWaiter &operator=(const StopSignalWaiter &) = delete;
   ~StopSignalWaiter() {
-    // Stopped without a signal: wake the waiter so it can be joined.
-    // SIGTERM is blocked in every thread and taken by sigwait: it wakes the
-    // waiter, it does not terminate anything.
+    // Stopped without a signal: wake the waiter so it can be joined, with
+    // one of the signals it waits for (blocked in every thread and taken by
+    // sigwait: it wakes the waiter, it does not terminate anything). Not
+    // SIGTERM regardless: a caller stopping on other signals (the unit
+    // test, on SIGUSR2) would have it kill the process.
     if (!signalled_.exchange(true)) {
-      pthread_kill(thread_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
+      pthread_kill(thread_.native_handle(), wake_signal());  // NOLINT(bugprone-bad-signal-to-kill-thread)
     }
     thread_.join();
   }
   bool draining() const { return draining_; }
 
  private:
+  int wake_signal() const {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sigismember(&signals_, sig) == 1) return sig;
+    }
+    return SIGTERM;
+  }
+
   void wait() {
     int sig = 0;
     sigwait(&signals_, &sig);
