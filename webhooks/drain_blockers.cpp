@@ -150,12 +150,6 @@ class PlacementCache {
   std::unordered_map<const Json *, std::vector<std::string>> cache_;
 };
 
-std::string join(const std::vector<std::string> &items, const char *separator) {
-  std::string out;
-  for (const auto &i : items) out += (out.empty() ? "" : separator) + i;
-  return out;
-}
-
 // #3730: an instance-manager PDB pinned to another node than its instance
 // manager's is never deleted by Longhorn.
 void judge_instance_manager_pdb(const Json &pdb, const std::map<std::string, std::string> &manager_nodes,
@@ -229,15 +223,23 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
 
 namespace {
 
-// How many of the budgets that select one pod are named.
+// How many of the budgets that select one pod are kept to be named; the
+// rest are only counted.
 constexpr size_t kBudgetsNamed = 4;
+
+// The judged PDBs that select one pod the drain evicts: the first few, and
+// how many there are.
+struct BudgetsOfPod {
+  std::vector<size_t> named;
+  size_t count = 0;
+};
 
 // Rules 1 and 3 for one PDB that is neither Longhorn's nor KubeVirt's: why
 // it blocks (empty when it does not); records it against each pod it
 // selects that the drain evicts, for rule 2.
 std::vector<std::string> judge_budget(const Json &pdb, const std::vector<size_t> &selected,
                                       const std::vector<PodDigest> &pods, PlacementCache &placement,
-                                      size_t index, std::vector<std::vector<size_t>> &budgets_of) {
+                                      size_t index, std::vector<BudgetsOfPod> &budgets_of) {
   std::vector<std::string> reasons;
   size_t live = 0;
   bool evicts = false;
@@ -254,7 +256,8 @@ std::vector<std::string> judge_budget(const Json &pdb, const std::vector<size_t>
     if (!pods[p].evicted) continue;
     // Two budgets make a pod unevictable; a few are kept to name them,
     // so 1,000 PDBs over one namespace's pods stay bounded.
-    if (budgets_of[p].size() < kBudgetsNamed) budgets_of[p].push_back(index);
+    ++budgets_of[p].count;
+    if (budgets_of[p].named.size() < kBudgetsNamed) budgets_of[p].named.push_back(index);
     if (!needs_healthy || placement_reported) continue;
     const auto &fit = placement.fitting(pods[p]);
     if (fit.size() > 1) continue;
@@ -269,20 +272,20 @@ std::vector<std::string> judge_budget(const Json &pdb, const std::vector<size_t>
 
 // Rule 2: the Eviction API refuses a pod with more than one budget. Each
 // PDB names the first such pod.
-void name_overlaps(const std::vector<PodDigest> &pods, const std::vector<std::vector<size_t>> &budgets_of,
+void name_overlaps(const std::vector<PodDigest> &pods, const std::vector<BudgetsOfPod> &budgets_of,
                    const std::vector<std::string> &names, std::vector<std::vector<std::string>> &reasons) {
   std::vector<bool> overlap_named(names.size(), false);
   for (size_t p = 0; p < pods.size(); ++p) {
-    if (budgets_of[p].size() < 2) continue;
-    for (size_t i : budgets_of[p]) {
+    if (budgets_of[p].count < 2) continue;
+    for (size_t i : budgets_of[p].named) {
       if (overlap_named[i]) continue;
       overlap_named[i] = true;
       std::vector<std::string> others;
-      for (size_t j : budgets_of[p]) {
+      for (size_t j : budgets_of[p].named) {
         if (j != i) others.push_back(names[j]);
       }
-      if (budgets_of[p].size() == kBudgetsNamed) others.back() += " and others";
-      reasons[i].push_back("pod " + pods[p].name + " is also selected by " + join(others, ", ") +
+      reasons[i].push_back("pod " + pods[p].name + " is also selected by " +
+                           capped_list(others, kBudgetsNamed - 1, budgets_of[p].count - 1) +
                            ", and a pod with two budgets is never evicted");
     }
   }
@@ -308,7 +311,7 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
   const auto manager_nodes = nodes_of_instance_managers(instance_managers);
   PlacementCache placement(nodes);
   // The judged PDBs that select each pod the drain evicts.
-  std::vector<std::vector<size_t>> budgets_of(pods.size());
+  std::vector<BudgetsOfPod> budgets_of(pods.size());
   std::vector<std::vector<std::string>> reasons(pdbs.size());
   std::vector<std::string> names(pdbs.size());
   for (size_t i = 0; i < pdbs.size(); ++i) {
@@ -336,7 +339,7 @@ DrainReport pod_disruption_budget_blockers(const std::vector<Json> &pdbs, const 
   }
   name_overlaps(pods, budgets_of, names, reasons);
   for (size_t i = 0; i < pdbs.size(); ++i) {
-    if (!reasons[i].empty()) report.blockers.push_back({names[i], join(reasons[i], "; ")});
+    if (!reasons[i].empty()) report.blockers.push_back({names[i], joined(reasons[i], "; ")});
   }
   std::sort(report.blockers.begin(), report.blockers.end(),
             [](const Blocker &a, const Blocker &b) { return a.object < b.object; });

@@ -15,9 +15,20 @@ const Json &member_or_null(const Json &parent, const char *key) {
 std::string text_of(const Json &value) { return value.is_string() ? value.get<std::string>() : ""; }
 
 std::string capped_list(const std::vector<std::string> &names, size_t limit) {
+  return capped_list(names, limit, names.size());
+}
+
+std::string capped_list(const std::vector<std::string> &names, size_t limit, size_t total) {
   std::string out;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
-  if (names.size() > limit) out += ", and " + std::to_string(names.size() - limit) + " more";
+  const size_t shown = std::min(names.size(), limit);
+  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + names[i];
+  if (total > shown) out += ", and " + std::to_string(total - shown) + " more";
+  return out;
+}
+
+std::string joined(const std::vector<std::string> &clauses, const char *separator) {
+  std::string out;
+  for (const auto &c : clauses) out += (out.empty() ? "" : separator) + c;
   return out;
 }
 namespace {

@@ -27,8 +27,14 @@ const Json &member_or_null(const Json &parent, const char *key);
 std::string text_of(const Json &value);
 
 // Names for a message: "a, b, c", at most `limit` of them, then
-// ", and N more".
+// ", and N more". The one way the policies join names, so that no list an
+// object's count decides can make a message unbounded.
 std::string capped_list(const std::vector<std::string> &names, size_t limit);
+// The same when only some of `total` names were kept (to bound memory):
+// N counts those left out and those never kept.
+std::string capped_list(const std::vector<std::string> &names, size_t limit, size_t total);
+// Clauses of one message ("x; y"): a fixed few, so not capped.
+std::string joined(const std::vector<std::string> &clauses, const char *separator);
 
 // The member `key` of `parent` as an object, created when absent or null.
 Json &ensure_object(Json &parent, const char *key, const std::string &where);

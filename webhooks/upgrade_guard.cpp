@@ -20,8 +20,9 @@ constexpr const char *kAnyMessage =
 constexpr const char *kActiveMessage =
     "Following PVCs with active single-replica volume, please consider shutdown the corresponding workload "
     "before upgrade: ";
-// A denial names this many PVCs (and PDBs, whose reasons are longer);
-// `hci-admission precheck` lists them all.
+// A denial names this many PVCs, KubeVirt CRs or unknown check names (and
+// PDBs and upgrades in progress, each with its reason); `hci-admission
+// precheck` lists them all.
 constexpr size_t kNamesInMessage = 50;
 constexpr size_t kBlockersInMessage = 20;
 
@@ -167,12 +168,9 @@ Bypasses read_bypasses(const Json &annotations) {
   }
   if (!listed.is_null() && !listed.is_string()) unknown.push_back(listed.dump());
   if (!unknown.empty()) {
-    std::string names;
-    for (const auto &n : unknown) names += (names.empty() ? "" : ", ") + n;
-    std::string valid;
-    for (const auto &n : skippable_checks()) valid += (valid.empty() ? "" : ", ") + n;
     b.error = "annotation " + std::string(UpgradeGuard::kSkipChecksAnnotation) + " names unknown checks " +
-              names + "; the checks it can skip are " + valid;
+              capped_list(unknown, kNamesInMessage) + "; the checks it can skip are " +
+              capped_list(skippable_checks(), kNamesInMessage);
   }
   return b;
 }
@@ -202,11 +200,15 @@ void judge_single_replica(UpgradeGuard::Evaluation &e, std::vector<Volume> singl
     return a.pvc < b.pvc || (a.pvc == b.pvc && a.name < b.name);
   });
   e.single_replica = std::move(single_replica);
+  std::vector<Volume> offending;
   std::vector<Volume> detached;
-  for (const auto &v : e.single_replica) (!skip_detached || v.active ? e.offending : detached).push_back(v);
-  for (const auto &v : e.offending) c.objects.push_back({v.pvc, v.state.empty() ? "no state" : v.state});
-  if (!e.offending.empty()) {
-    fail(c, (skip_detached ? kActiveMessage : kAnyMessage) + name_list(e.offending, kNamesInMessage));
+  for (auto &v : e.single_replica) {
+    v.offending = !skip_detached || v.active;
+    (v.offending ? offending : detached).push_back(v);
+  }
+  for (const auto &v : offending) c.objects.push_back({v.pvc, v.state.empty() ? "no state" : v.state});
+  if (!offending.empty()) {
+    fail(c, (skip_detached ? kActiveMessage : kAnyMessage) + name_list(offending, kNamesInMessage));
   } else if (!detached.empty()) {
     warn_listing(e.decision,
                  "single-replica volumes not attached, allowed by " +
@@ -225,12 +227,11 @@ void judge_kubevirt_placement(UpgradeGuard::Evaluation &e, const std::vector<Jso
       report.control_plane_nodes.empty()
           ? std::string("there is no schedulable control-plane node")
           : report.control_plane_nodes[0] + " is the only schedulable control-plane node";
-  std::string crs;
   for (const auto &k : report.kubevirts) {
-    crs += (crs.empty() ? "" : ", ") + k;
     c.objects.push_back({k, "spec.infra.nodePlacement not set; " + where});
   }
-  fail(c, "KubeVirt " + crs + " has no spec.infra.nodePlacement and " + where +
+  fail(c, "KubeVirt " + capped_list(report.kubevirts, kNamesInMessage) +
+              " has no spec.infra.nodePlacement and " + where +
               ": virt-api and virt-controller may run only there, so draining it never finishes "
               "(harvester/harvester #7647); set spec.infra.nodePlacement: {} (what "
               "/mutate/kubevirt-infra-placement does)");
@@ -316,12 +317,9 @@ std::optional<Decision> judge_concurrent_upgrades(UpgradeGuard::Evaluation &e, c
   c.state = UpgradeGuard::CheckState::Passed;
   const auto running = upgrades_in_progress(reads.lists[kUpgrades], reads.lists[kUpgradePlans]);
   if (running.empty()) return std::nullopt;
-  std::string names;
-  for (const auto &r : running) {
-    c.objects.push_back({r, "in progress"});
-    names += (names.empty() ? "" : ", ") + r;
-  }
-  fail(c, "cannot proceed until the upgrade in progress completes: " + names);
+  for (const auto &r : running) c.objects.push_back({r, "in progress"});
+  fail(c,
+       "cannot proceed until the upgrade in progress completes: " + capped_list(running, kBlockersInMessage));
   return Decision::deny(409, "Conflict", c.message);
 }
 

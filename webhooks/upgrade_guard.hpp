@@ -45,6 +45,9 @@ class UpgradeGuard : public Policy {
     std::string pvc;      // "namespace/pvc", or the volume name when it has no PVC
     std::string state;    // status.state, may be ""
     bool active = false;  // creating, attached or attaching
+    // It causes the denial: active, or any when detached ones are not
+    // allowed. Decided here once, for the message and precheck's marks.
+    bool offending = false;
   };
 
   enum class CheckState { Passed, Failed, Skipped, NotRun };
@@ -60,7 +63,6 @@ class UpgradeGuard : public Policy {
     Decision decision;
     std::vector<CheckResult> checks;     // concurrent-upgrades first, then 1-3 in order
     std::vector<Volume> single_replica;  // sorted by pvc
-    std::vector<Volume> offending;       // those that caused a denial
     size_t nodes = 0;
   };
 

@@ -36,9 +36,7 @@ void print_text(const UpgradeGuard::Evaluation &result, const ClusterView &view,
       if (!result.single_replica.empty()) {
         std::printf("  %-3s %-48s %-44s %s\n", "", "PVC", "VOLUME", "STATE");
         for (const auto &v : result.single_replica) {
-          const bool offending = std::any_of(result.offending.begin(), result.offending.end(),
-                                             [&](const auto &o) { return o.name == v.name; });
-          std::printf("  %-3s %-48s %-44s %s\n", offending ? "!" : "", v.pvc.c_str(), v.name.c_str(),
+          std::printf("  %-3s %-48s %-44s %s\n", v.offending ? "!" : "", v.pvc.c_str(), v.name.c_str(),
                       v.state.empty() ? "-" : v.state.c_str());
         }
       }
@@ -53,7 +51,10 @@ void print_text(const UpgradeGuard::Evaluation &result, const ClusterView &view,
     return;
   }
   std::cout << "REFUSED: " << d.message << "\n";
-  if (!result.offending.empty()) std::cout << "(! marks what causes the refusal)\n";
+  const auto &volumes = result.single_replica;
+  if (std::any_of(volumes.begin(), volumes.end(), [](const auto &v) { return v.offending; })) {
+    std::cout << "(! marks what causes the refusal)\n";
+  }
 }
 
 Json to_json(const UpgradeGuard::Evaluation &result, const ClusterView &view) {
@@ -66,13 +67,11 @@ Json to_json(const UpgradeGuard::Evaluation &result, const ClusterView &view) {
   }
   Json volumes = Json::array();
   for (const auto &v : result.single_replica) {
-    const bool offending = std::any_of(result.offending.begin(), result.offending.end(),
-                                       [&](const auto &o) { return o.name == v.name; });
     volumes.push_back({{"pvc", v.pvc},
                        {"volume", v.name},
                        {"state", v.state},
                        {"active", v.active},
-                       {"offending", offending}});
+                       {"offending", v.offending}});
   }
   const Decision &d = result.decision;
   Json out = {{"cluster", view.describe()},      {"allowed", d.allowed},

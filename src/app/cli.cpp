@@ -266,10 +266,11 @@ Options parse_options(const std::vector<std::string> &args, const std::vector<Po
   return o;
 }
 
-std::string usage(const std::vector<PolicySpec> &policies) {
+std::string usage(const std::vector<PolicySpec> &policies, const std::string &program) {
   Options o;  // the flags' setters need somewhere to point; nothing is parsed
   std::ostringstream s;
-  s << "Usage: hci-admission --cert-dir DIR [flags]\n\n"
+  s << "Usage: " << program
+    << " --cert-dir DIR [flags]\n\n"
        "Kubernetes admission webhooks for Harvester HCI clusters and their guest clusters.\n\n"
        "Server flags:\n"
     << FlagSet(server_flags(o, policies)).usage();

@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     return fail(program, 2, e.what());
   }
   if (options.help) {
-    std::cout << usage(specs) << commands_usage(program);
+    std::cout << usage(specs, program) << commands_usage(program);
     return 0;
   }
   if (options.version) {

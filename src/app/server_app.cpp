@@ -134,32 +134,31 @@ std::unique_ptr<httplib::Server> bind_metrics_port(const Options &options) {
   return server;
 }
 
-void register_certificate_metrics(const std::shared_ptr<TlsContext> &tls, const CertificateReloader &reloader,
+// Functions reading this run's reloader and self-managed certificates,
+// registered through `m`, which must be destroyed before them.
+void register_certificate_metrics(ScopedMetricFunctions &m, const std::shared_ptr<TlsContext> &tls,
+                                  const CertificateReloader &reloader,
                                   const SelfManagedCertificates *self_managed) {
-  MetricsRegistry &m = metrics();
-  m.gauge_function("hci_admission_certificate_expiry_timestamp_seconds",
-                   "When the serving certificate in use expires, in seconds since the epoch.", [tls] {
-                     auto c = tls->current();
-                     return c ? std::chrono::duration<double>(c->not_after().time_since_epoch()).count()
-                              : 0.0;
-                   });
+  m.gauge("hci_admission_certificate_expiry_timestamp_seconds",
+          "When the serving certificate in use expires, in seconds since the epoch.", [tls] {
+            auto c = tls->current();
+            return c ? std::chrono::duration<double>(c->not_after().time_since_epoch()).count() : 0.0;
+          });
   // controller-runtime's certwatcher names; the first load counts as a read.
-  m.counter_function("certwatcher_read_certificate_total", "Total number of certificate reads", [&reloader] {
-    return 1.0 + static_cast<double>(reloader.reloads() + reloader.errors());
-  });
-  m.counter_function("certwatcher_read_certificate_errors_total", "Total number of certificate read errors",
-                     [&reloader] { return static_cast<double>(reloader.errors()); });
+  m.counter("certwatcher_read_certificate_total", "Total number of certificate reads",
+            [&reloader] { return 1.0 + static_cast<double>(reloader.reloads() + reloader.errors()); });
+  m.counter("certwatcher_read_certificate_errors_total", "Total number of certificate read errors",
+            [&reloader] { return static_cast<double>(reloader.errors()); });
   if (self_managed == nullptr) return;
-  m.counter_function("hci_admission_self_managed_cert_passes_total",
-                     "Checks of the certificate Secret and caBundles that completed.",
-                     [self_managed] { return static_cast<double>(self_managed->passes()); });
-  m.counter_function(
-      "hci_admission_self_managed_cert_failures_total",
-      "Checks of the certificate Secret and caBundles that failed (API unreachable or refused).",
-      [self_managed] { return static_cast<double>(self_managed->failures()); });
-  m.counter_function("hci_admission_self_managed_cert_changes_total",
-                     "Writes of the certificate Secret: issued or renewed certificates, CA switches.",
-                     [self_managed] { return static_cast<double>(self_managed->renewals()); });
+  m.counter("hci_admission_self_managed_cert_passes_total",
+            "Checks of the certificate Secret and caBundles that completed.",
+            [self_managed] { return static_cast<double>(self_managed->passes()); });
+  m.counter("hci_admission_self_managed_cert_failures_total",
+            "Checks of the certificate Secret and caBundles that failed (API unreachable or refused).",
+            [self_managed] { return static_cast<double>(self_managed->failures()); });
+  m.counter("hci_admission_self_managed_cert_changes_total",
+            "Writes of the certificate Secret: issued or renewed certificates, CA switches.",
+            [self_managed] { return static_cast<double>(self_managed->renewals()); });
 }
 
 // Waits for SIGTERM or SIGINT, then: not ready at once but still serving
@@ -174,17 +173,26 @@ class StopSignalWaiter {
   StopSignalWaiter(const StopSignalWaiter &) = delete;
   StopSignalWaiter &operator=(const StopSignalWaiter &) = delete;
   ~StopSignalWaiter() {
-    // Stopped without a signal: wake the waiter so it can be joined.
-    // SIGTERM is blocked in every thread and taken by sigwait: it wakes the
-    // waiter, it does not terminate anything.
+    // Stopped without a signal: wake the waiter so it can be joined, with
+    // one of the signals it waits for (blocked in every thread and taken by
+    // sigwait: it wakes the waiter, it does not terminate anything). Not
+    // SIGTERM regardless: a caller stopping on other signals (the unit
+    // test, on SIGUSR2) would have it kill the process.
     if (!signalled_.exchange(true)) {
-      pthread_kill(thread_.native_handle(), SIGTERM);  // NOLINT(bugprone-bad-signal-to-kill-thread)
+      pthread_kill(thread_.native_handle(), wake_signal());  // NOLINT(bugprone-bad-signal-to-kill-thread)
     }
     thread_.join();
   }
   bool draining() const { return draining_; }
 
  private:
+  int wake_signal() const {
+    for (int sig = 1; sig < NSIG; ++sig) {
+      if (sigismember(&signals_, sig) == 1) return sig;
+    }
+    return SIGTERM;
+  }
+
   void wait() {
     int sig = 0;
     sigwait(&signals_, &sig);
@@ -266,7 +274,12 @@ int run_server(const Options &options, const std::vector<PolicySpec> &specs, con
       .field("not_after", format_utc(cert->not_after()))
       .info();
   CertificateReloader reloader(options.cert_dir, tls, options.cert_reload_interval);
-  register_certificate_metrics(tls, reloader, self_managed.certs.get());
+  // Removed when run_server returns, before the reloader and the
+  // self-managed certificates they read: the registry outlives this run,
+  // and a scrape after it (or during a second run in the same process)
+  // would otherwise call into freed memory.
+  ScopedMetricFunctions certificate_metrics(metrics());
+  register_certificate_metrics(certificate_metrics, tls, reloader, self_managed.certs.get());
   if (self_managed.certs) self_managed.certs->start();
   std::thread metrics_thread;
   if (metrics_server) metrics_thread = std::thread([&] { metrics_server->listen_after_bind(); });

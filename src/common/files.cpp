@@ -11,6 +11,13 @@
 namespace hci_admission {
 
 std::optional<std::string> read_file_if_present(const std::string &path) {
+  // A folder opens, and reads as nothing: it would pass for an empty file
+  // (a folder in $KUBECONFIG for an empty kubeconfig; kubectl refuses it).
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    errno = EISDIR;
+    return std::nullopt;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   std::ostringstream s;

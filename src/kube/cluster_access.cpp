@@ -1,10 +1,12 @@
 #include "hci_admission/kube/cluster_access.hpp"
 
 #include "hci_admission/common/flags.hpp"
+#include "hci_admission/kube/kubeconfig.hpp"
 
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <stdexcept>
 
 namespace hci_admission {
 namespace {
@@ -15,6 +17,19 @@ std::function<void(const std::string &)> text(const char *name, std::string &tar
     if (value.empty()) throw UsageError(std::string("--") + name + " needs a value");
     target = value;
   };
+}
+
+// The files of $KUBECONFIG that exist: kubectl skips the others. None
+// at all is an error here, where kubectl would go on with an empty config
+// (and try the in-cluster account or localhost:8080): a list that names
+// nothing is a mistake worth saying.
+std::vector<std::string> kubeconfig_env_files(const std::string &value) {
+  std::vector<std::string> present;
+  for (auto &path : kubeconfig_paths(value)) {
+    if (std::filesystem::exists(path)) present.push_back(std::move(path));
+  }
+  if (present.empty()) throw std::runtime_error("$KUBECONFIG (" + value + ") names no file that exists");
+  return present;
 }
 
 }  // namespace
@@ -50,18 +65,23 @@ std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access) {
 }
 
 std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access) {
-  std::string kubeconfig = access.kubeconfig;
-  if (kubeconfig.empty() && std::getenv("KUBECONFIG") != nullptr) {
-    kubeconfig = std::getenv("KUBECONFIG");
-    kubeconfig = kubeconfig.substr(0, kubeconfig.find(':'));  // the first file of a list
+  // As kubectl: --kubeconfig alone (a ':' in it is part of the name), else
+  // every file $KUBECONFIG lists, merged; ~/.kube/config only when
+  // $KUBECONFIG is unset or empty.
+  std::vector<std::string> kubeconfigs;
+  const char *env = std::getenv("KUBECONFIG");
+  if (!access.kubeconfig.empty()) {
+    kubeconfigs = {access.kubeconfig};
+  } else if (env != nullptr && *env != '\0') {
+    kubeconfigs = kubeconfig_env_files(env);
   }
   const char *home = std::getenv("HOME");
-  if (kubeconfig.empty() && access.home_kubeconfig && home != nullptr) {
+  if (kubeconfigs.empty() && access.home_kubeconfig && home != nullptr) {
     const std::string config = std::string(home) + "/.kube/config";
-    if (std::filesystem::is_regular_file(config)) kubeconfig = config;
+    if (std::filesystem::is_regular_file(config)) kubeconfigs = {config};
   }
-  if (!kubeconfig.empty()) {
-    return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfig(kubeconfig, access.context),
+  if (!kubeconfigs.empty()) {
+    return std::make_unique<LiveClusterView>(KubeCredentials::from_kubeconfigs(kubeconfigs, access.context),
                                              access.page_size);
   }
   if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) {

@@ -39,10 +39,6 @@ const Json *named(const Json &doc, const char *list, const std::string &name, co
   return nullptr;
 }
 
-std::string resolve(const std::string &dir, const std::string &path) {
-  return path.empty() || path[0] == '/' ? path : dir + "/" + path;
-}
-
 // One LIST page; a larger answer is refused rather than read into memory.
 constexpr uint64_t kMaxPageBytes = 256ull << 20;
 
@@ -154,13 +150,18 @@ std::string ApiReply::failure() const {
 }
 
 KubeCredentials KubeCredentials::from_kubeconfig(const std::string &path, const std::string &context) {
-  const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-  Json doc;
-  try {
-    doc = parse_kubeconfig(read_file(path, "kubeconfig"));
-  } catch (const std::runtime_error &e) {
-    throw std::runtime_error("kubeconfig " + path + ": " + e.what());
+  return from_kubeconfigs({path}, context);
+}
+
+KubeCredentials KubeCredentials::from_kubeconfigs(const std::vector<std::string> &paths,
+                                                  const std::string &context) {
+  std::vector<Json> configs;
+  std::string path;  // for messages: "a:b", as $KUBECONFIG lists them
+  for (const auto &p : paths) {
+    configs.push_back(read_kubeconfig_file(p));  // its relative paths made relative to its folder
+    path += (path.empty() ? "" : ":") + p;
   }
+  const Json doc = merge_kubeconfigs(configs);
   const std::string ctx_name = context.empty() ? member(doc, "current-context") : context;
   if (ctx_name.empty()) throw std::runtime_error("kubeconfig " + path + " has no current-context");
   const Json *ctx = named(doc, "contexts", ctx_name, "context");
@@ -184,7 +185,7 @@ KubeCredentials KubeCredentials::from_kubeconfig(const std::string &path, const 
     if (!member(*cluster, "certificate-authority-data").empty()) {
       c.ca_pem = base64_decode(member(*cluster, "certificate-authority-data"));
     } else if (!member(*cluster, "certificate-authority").empty()) {
-      c.ca_pem = read_file(resolve(dir, member(*cluster, "certificate-authority")), "certificate authority");
+      c.ca_pem = read_file(member(*cluster, "certificate-authority"), "certificate authority");
     }
     const Json *user = named(doc, "users", member(*ctx, "user"), "user");
     if (user != nullptr) {
@@ -193,17 +194,16 @@ KubeCredentials KubeCredentials::from_kubeconfig(const std::string &path, const 
             "exec and auth-provider credentials are not supported; use a token or a client certificate");
       }
       c.token = member(*user, "token");
-      if (!member(*user, "tokenFile").empty()) c.token_file = resolve(dir, member(*user, "tokenFile"));
+      if (!member(*user, "tokenFile").empty()) c.token_file = member(*user, "tokenFile");
       if (!member(*user, "client-certificate-data").empty()) {
         c.client_cert_pem = base64_decode(member(*user, "client-certificate-data"));
       } else if (!member(*user, "client-certificate").empty()) {
-        c.client_cert_pem =
-            read_file(resolve(dir, member(*user, "client-certificate")), "client certificate");
+        c.client_cert_pem = read_file(member(*user, "client-certificate"), "client certificate");
       }
       if (!member(*user, "client-key-data").empty()) {
         c.client_key_pem = base64_decode(member(*user, "client-key-data"));
       } else if (!member(*user, "client-key").empty()) {
-        c.client_key_pem = read_file(resolve(dir, member(*user, "client-key")), "client key");
+        c.client_key_pem = read_file(member(*user, "client-key"), "client key");
       }
     }
   } catch (const std::runtime_error &e) {

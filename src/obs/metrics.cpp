@@ -123,6 +123,33 @@ void MetricsRegistry::counter_function(const std::string &name, const std::strin
   family(name, help, "counter").functions[render_labels(labels)] = std::move(value);
 }
 
+void MetricsRegistry::remove_function(const std::string &name, const Labels &labels) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = families_.find(name);
+  if (it == families_.end()) return;
+  Family &f = it->second;
+  f.functions.erase(render_labels(labels));
+  if (f.functions.empty() && f.counters.empty() && f.gauges.empty() && f.histograms.empty()) {
+    families_.erase(it);
+  }
+}
+
+ScopedMetricFunctions::~ScopedMetricFunctions() {
+  for (const auto &[name, labels] : registered_) registry_.remove_function(name, labels);
+}
+
+void ScopedMetricFunctions::gauge(const std::string &name, const std::string &help,
+                                  std::function<double()> value, const Labels &labels) {
+  registry_.gauge_function(name, help, std::move(value), labels);
+  registered_.emplace_back(name, labels);
+}
+
+void ScopedMetricFunctions::counter(const std::string &name, const std::string &help,
+                                    std::function<double()> value, const Labels &labels) {
+  registry_.counter_function(name, help, std::move(value), labels);
+  registered_.emplace_back(name, labels);
+}
+
 std::string MetricsRegistry::render() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::ostringstream out;

@@ -3,7 +3,8 @@
 # kubectl-hci_admission on the PATH, called through the real kubectl as
 # `kubectl hci-admission ...`: kubectl finds it, the help names the plugin,
 # precheck reads the cluster from the kubeconfig kubectl's users have
-# (KUBECONFIG, with kubectl's --context), offline and against the fake API.
+# (KUBECONFIG, with kubectl's --context; several files merged as kubectl
+# merges them), offline and against the fake API.
 #
 #   test/e2e/kubectl_plugin.sh BINARY SOURCE_DIR
 set -uo pipefail
@@ -37,6 +38,10 @@ rc=$(run usage hci-admission)
 check "kubectl hci-admission: exit 0 with the plugin's commands, not a server error (rc $rc)" \
   bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission COMMAND' '$work/usage.out' &&
            grep -q '^  precheck' '$work/usage.out' && ! grep -q cert-dir '$work/usage.err'"
+rc=$(run serverhelp hci-admission --help)
+check "kubectl hci-admission --help: the server's help names the plugin too (rc $rc)" \
+  bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission --cert-dir DIR' '$work/serverhelp.out' &&
+           ! grep -q '^Usage: hci-admission' '$work/serverhelp.out'"
 rc=$(run help hci-admission precheck --help)
 check "kubectl hci-admission precheck --help names the plugin and kubectl's --context (rc $rc)" \
   bash -c "[ $rc = 0 ] && grep -q '^Usage: kubectl hci-admission precheck' '$work/help.out' &&
@@ -100,6 +105,69 @@ check "--kube-context is the same as --context (rc $rc)" \
 rc=$(run current hci-admission precheck)
 check "without --context, the kubeconfig's current context: its cluster does not answer, refused (rc $rc)" \
   bash -c "[ $rc = 1 ] && grep -q '^REFUSED: cannot reach the cluster\\|^REFUSED: .*$closed_port' '$work/current.out'"
+
+# $KUBECONFIG with several files, merged as kubectl merges them: the first
+# file to name a cluster, user or context gives it whole, current-context
+# comes from the first file that sets one, a file that does not exist is
+# skipped, and each file's relative paths are its own folder's. The real
+# kubectl says what the merge is, and reaches the fake API with it; precheck
+# must land where kubectl does. Wrong merges point at the closed port or
+# send a token the fake API refuses.
+mkdir -p "$work/kc1" "$work/kc2"
+echo "plugin-token" >"$work/kc1/token"
+cp "$work/api-certs/ca.crt" "$work/kc2/ca.crt"
+cat >"$work/kc1/config" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+contexts:
+- context: {cluster: api, user: webhook}
+  name: harvester
+users:
+- name: webhook
+  user:
+    tokenFile: token
+KUBECONFIG
+cat >"$work/kc2/config" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+current-context: harvester
+clusters:
+- cluster:
+    certificate-authority: ca.crt
+    server: https://127.0.0.1:$api_port
+  name: api
+- cluster:
+    certificate-authority: ca.crt
+    server: https://127.0.0.1:$closed_port
+  name: elsewhere
+contexts:
+- context: {cluster: elsewhere, user: webhook}
+  name: harvester
+users:
+- name: webhook
+  user:
+    token: not-the-token
+KUBECONFIG
+export KUBECONFIG=$work/no-such-kubeconfig:$work/kc1/config:$work/kc2/config
+kubectl config view --minify -o json >"$work/minify.json" 2>"$work/minify.err"
+check "kubectl merges the list: current context harvester from the second file, its context from the first" \
+  bash -c "[ \"\$(kubectl config current-context)\" = harvester ] &&
+           jq -e '.contexts[0].context.cluster == \"api\" and .users[0].user.tokenFile == \"token\"
+                  and .clusters[0].cluster.server == \"https://127.0.0.1:$api_port\"' '$work/minify.json' >/dev/null"
+check "kubectl reaches the fake API with the merged kubeconfig (the first file's token, the second's CA)" \
+  bash -c "kubectl get --raw /api/v1/nodes 2>&1 | jq -e '.items | length > 0' >/dev/null"
+lists_before=$(api /_stats | jq .lists)
+rc=$(run merged hci-admission precheck --output json)
+kubectl_server=$(jq -r '.clusters[0].cluster.server' "$work/minify.json")
+check "precheck reads the merged \$KUBECONFIG where kubectl does ($kubectl_server, context harvester): refused, exit 1 (rc $rc)" \
+  bash -c "[ $rc = 1 ] && jq -e --arg s '$kubectl_server' '.allowed == false and
+             (.cluster | startswith(\"the Kubernetes API at \" + \$s + \" (\")) and
+             (.cluster | endswith(\", context harvester)\")) and
+             (.singleReplicaVolumes | length > 0)' '$work/merged.out' >/dev/null &&
+           [ \"\$(api /_stats | jq .lists)\" -gt $lists_before ]"
+rc=$(KUBECONFIG=$work/no-such-kubeconfig:$work/also-missing run nofile hci-admission precheck)
+check "a \$KUBECONFIG naming no file that exists: refused, saying so (rc $rc)" \
+  bash -c "[ $rc = 1 ] && grep -q 'names no file that exists' '$work/nofile.out'"
 
 # Most kubectl users have no KUBECONFIG: kubectl reads ~/.kube/config, and
 # so does the plugin.

@@ -75,7 +75,7 @@ TEST_CASE("sizes and durations", "[cli]") {
 }
 
 TEST_CASE("help lists every flag and policy option", "[cli]") {
-  const std::string text = usage(webhooks::builtin_policies());
+  const std::string text = usage(webhooks::builtin_policies(), "hci-admission");
   for (const char *flag :
        {"--cert-dir", "--port", "--bind", "--log-format", "--log-level", "--help", "--version",
         "--max-body-size", "--policies", "--csi-controller-selector", "--control-plane-labels",
@@ -100,6 +100,13 @@ TEST_CASE("the buffer budget is a size", "[cli]") {
 }
 
 TEST_CASE("called as kubectl-hci_admission, the program names itself as the kubectl plugin", "[cli]") {
+  // The server's --help too (issue 24: it said "Usage: hci-admission" as the
+  // plugin, while precheck's and the commands' said "kubectl hci-admission").
+  const auto specs = webhooks::builtin_policies();
+  const std::string as_plugin = usage(specs, program_name("/usr/local/bin/kubectl-hci_admission"));
+  CHECK_THAT(as_plugin, Catch::StartsWith("Usage: kubectl hci-admission --cert-dir DIR [flags]\n"));
+  CHECK_THAT(usage(specs, program_name("build/hci-admission")),
+             Catch::StartsWith("Usage: hci-admission --cert-dir DIR [flags]\n"));
   CHECK(program_name("/usr/local/bin/kubectl-hci_admission") == "kubectl hci-admission");
   CHECK(program_name("kubectl-hci_admission") == "kubectl hci-admission");
   CHECK(program_name("build/hci-admission") == "hci-admission");

@@ -449,6 +449,23 @@ TEST_CASE("rule 2: a pod selected by more than one PDB", "[drain]") {
        {{"ns/loose", {"also selected by ns/strict"}},
         {"ns/strict", {"maxUnavailable 0", "also selected by ns/loose"}}},
        {}},
+      // Four budgets per pod are kept to be named (1,000 PDBs over a
+      // namespace stay bounded), the rest counted: capped as every other
+      // list of names ("and others" before issue 24 said not how many).
+      {"six PDBs over one pod: the first four name three others and count the rest",
+       {budget("ns", "a", Json::object(), {{"maxUnavailable", 1}}),
+        budget("ns", "b", Json::object(), {{"maxUnavailable", 1}}),
+        budget("ns", "c", Json::object(), {{"maxUnavailable", 1}}),
+        budget("ns", "d", Json::object(), {{"maxUnavailable", 1}}),
+        budget("ns", "e", Json::object(), {{"maxUnavailable", 1}}),
+        budget("ns", "f", Json::object(), {{"maxUnavailable", 1}})},
+       {pod("ns", "web-0", both)},
+       {{"ns/a",
+         {"pod ns/web-0 is also selected by ns/b, ns/c, ns/d, and 2 more, and a pod with two budgets"}},
+        {"ns/b", {"also selected by ns/a, ns/c, ns/d, and 2 more,"}},
+        {"ns/c", {"also selected by ns/a, ns/b, ns/d, and 2 more,"}},
+        {"ns/d", {"also selected by ns/a, ns/b, ns/c, and 2 more,"}}},
+       {}},
   };
   check_rows(rows, three_workers());
 }

@@ -1,12 +1,16 @@
 #include "hci_admission/kube/kube_client.hpp"
 #include "hci_admission/common/base64.hpp"
+#include "hci_admission/kube/cluster_access.hpp"
 #include "hci_admission/kube/kubeconfig.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 
 using namespace hci_admission;
 
@@ -195,6 +199,191 @@ TEST_CASE("credentials that cannot be used are refused with the reason", "[kubec
                     Catch::Contains("cannot read kubeconfig"));
   CHECK_THROWS_WITH(KubeCredentials::from_kubeconfig(dir.write("empty", "kind: Config\n")),
                     Catch::Contains("no current-context"));
+}
+
+// --- $KUBECONFIG with several files, merged as kubectl merges them
+// (issue 24: only the first file was read). test/e2e/kubectl_plugin.sh
+// holds the same rules to the real kubectl.
+
+namespace {
+
+// $KUBECONFIG set for one test, restored after it.
+class KubeconfigEnv {
+ public:
+  explicit KubeconfigEnv(const std::string &value) {
+    if (const char *old = std::getenv("KUBECONFIG")) old_ = old;
+    setenv("KUBECONFIG", value.c_str(), 1);
+  }
+  ~KubeconfigEnv() {
+    if (old_) {
+      setenv("KUBECONFIG", old_->c_str(), 1);
+    } else {
+      unsetenv("KUBECONFIG");
+    }
+  }
+  KubeconfigEnv(const KubeconfigEnv &) = delete;
+  KubeconfigEnv &operator=(const KubeconfigEnv &) = delete;
+
+ private:
+  std::optional<std::string> old_;
+};
+
+}  // namespace
+
+TEST_CASE("$KUBECONFIG is split as kubectl splits it", "[kubeconfig]") {
+  using Paths = std::vector<std::string>;
+  CHECK(kubeconfig_paths("/a/config") == Paths{"/a/config"});
+  CHECK(kubeconfig_paths("a::b:") == Paths{"a", "b"});
+  CHECK(kubeconfig_paths("a:b:a") == Paths{"a", "b"});  // named twice: read once, where first named
+  CHECK(kubeconfig_paths("").empty());
+  CHECK(kubeconfig_paths(":").empty());
+}
+
+TEST_CASE("kubeconfigs merge by name, the first file winning each entry whole", "[kubeconfig]") {
+  const Json first = parse_kubeconfig(R"(
+clusters:
+- name: shared
+  cluster: {server: https://first}
+contexts:
+- name: ctx
+  context: {cluster: shared, user: u}
+users:
+- name: u
+  user: {tokenFile: /first/token}
+current-context: ""
+)");
+  const Json second = parse_kubeconfig(R"(
+clusters:
+- name: shared
+  cluster: {server: https://second, certificate-authority: /second/ca.crt}
+- name: only-second
+  cluster: {server: https://only-second}
+contexts:
+- name: ctx
+  context: {cluster: only-second, user: v}
+- name: other
+  context: {cluster: shared, user: v}
+users:
+- name: v
+  user: {token: second-token}
+- name: u
+  user: {token: not-this-one}
+current-context: other
+preferences: {colors: true}
+)");
+  const Json merged = merge_kubeconfigs({first, second});
+  REQUIRE(merged["clusters"].size() == 2);
+  // Whole: the first file's "shared" has no CA, and gets none from the second.
+  CHECK(merged["clusters"][0] == Json{{"name", "shared"}, {"cluster", {{"server", "https://first"}}}});
+  CHECK(merged["clusters"][1]["name"] == "only-second");
+  REQUIRE(merged["contexts"].size() == 2);
+  CHECK(merged["contexts"][0]["context"]["cluster"] == "shared");
+  CHECK(merged["contexts"][1]["name"] == "other");
+  REQUIRE(merged["users"].size() == 2);
+  CHECK(merged["users"][0] == Json{{"name", "u"}, {"user", {{"tokenFile", "/first/token"}}}});
+  CHECK(merged["users"][1]["name"] == "v");
+  // The first file's "" is not set: the second's current-context wins.
+  CHECK(merged["current-context"] == "other");
+  CHECK(merged["preferences"]["colors"] == "true");
+  // The other way round, the second file's entries win.
+  const Json reversed = merge_kubeconfigs({second, first});
+  CHECK(reversed["clusters"][0]["cluster"]["server"] == "https://second");
+  CHECK(reversed["current-context"] == "other");
+  CHECK(merge_kubeconfigs({}) ==
+        Json{{"clusters", Json::array()}, {"users", Json::array()}, {"contexts", Json::array()}});
+}
+
+TEST_CASE("each file's relative paths are its own folder's, and a name given twice in one file is refused",
+          "[kubeconfig]") {
+  TempDir dir;
+  mkdir((dir.path + "/one").c_str(), 0700);
+  mkdir((dir.path + "/two").c_str(), 0700);
+  dir.write("one/ca.crt", "CA OF ONE");
+  dir.write("two/token", "token-of-two\n");
+  // The cluster is the first file's, the context and user the second's:
+  // each file named relative to the file that names it.
+  const std::string one = dir.write("one/config", R"(
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:6443", certificate-authority: ca.crt}
+users:
+- name: u
+  user: {client-certificate: /abs/cert, client-key: key}
+)");
+  const std::string two = dir.write("two/config", R"(
+current-context: x
+contexts:
+- name: x
+  context: {cluster: c, user: v}
+- name: y
+  context: {cluster: c, user: u}
+users:
+- name: v
+  user: {tokenFile: token}
+)");
+  const Json read = read_kubeconfig_file(one);
+  CHECK(read["clusters"][0]["cluster"]["certificate-authority"] == dir.path + "/one/ca.crt");
+  CHECK(read["users"][0]["user"]["client-certificate"] == "/abs/cert");
+  CHECK(read["users"][0]["user"]["client-key"] == dir.path + "/one/key");
+
+  const KubeCredentials c = KubeCredentials::from_kubeconfigs({one, two});
+  CHECK(c.server == "https://127.0.0.1:6443");
+  CHECK(c.ca_pem == "CA OF ONE");
+  CHECK(c.token_file == dir.path + "/two/token");
+  CHECK(c.source == "kubeconfig " + one + ":" + two + ", context x");
+  CHECK_THROWS_WITH(
+      KubeCredentials::from_kubeconfigs({one, two}, "y"),
+      Catch::Contains("kubeconfig " + one + ":" + two + ": cannot read client certificate /abs/cert"));
+  CHECK_THROWS_WITH(KubeCredentials::from_kubeconfigs({one}), Catch::Contains("has no current-context"));
+
+  const std::string twice =
+      dir.write("twice", "clusters:\n- name: c\n  cluster: {server: https://a}\n- name: c\n  cluster: {}\n");
+  CHECK_THROWS_WITH(read_kubeconfig_file(twice), Catch::Contains("clusters names \"c\" twice"));
+  CHECK_THROWS_WITH(KubeCredentials::from_kubeconfigs({two, twice}), Catch::Contains(twice));
+}
+
+TEST_CASE("$KUBECONFIG: every file it lists that exists, merged; one that does not, skipped",
+          "[kubeconfig]") {
+  TempDir dir;
+  const std::string first = dir.write("first", R"(
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:7001"}
+)");
+  const std::string second = dir.write("second", R"(
+current-context: x
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:7002"}
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+users:
+- name: u
+  user: {token: t}
+)");
+  ClusterAccess access;
+  {
+    KubeconfigEnv env(dir.path + "/missing:" + first + "::" + second);
+    const auto view = open_kube_api(access);
+    REQUIRE(view != nullptr);
+    CHECK_THAT(view->describe(), Catch::Contains("https://127.0.0.1:7001") &&
+                                     Catch::Contains("kubeconfig " + first + ":" + second + ", context x"));
+    // --kubeconfig is one file, $KUBECONFIG or not.
+    access.kubeconfig = second;
+    CHECK_THAT(open_kube_api(access)->describe(), Catch::Contains("https://127.0.0.1:7002"));
+    access.kubeconfig.clear();
+  }
+  {
+    KubeconfigEnv env(dir.path + "/missing:" + dir.path + "/also-missing");
+    CHECK_THROWS_WITH(open_kube_api(access),
+                      Catch::Contains("$KUBECONFIG (" + dir.path + "/missing:" + dir.path +
+                                      "/also-missing) names no file that exists"));
+  }
+  {
+    KubeconfigEnv env(dir.path + ":" + second);  // a folder is not skipped: kubectl cannot read it either
+    CHECK_THROWS_WITH(open_kube_api(access), Catch::Contains("cannot read kubeconfig " + dir.path));
+  }
 }
 
 TEST_CASE("offline cluster state: lists and typed lists", "[cluster]") {

@@ -385,6 +385,43 @@ TEST_CASE("upgrade-guard: long lists stay readable", "[upgrade]") {
   CHECK_THAT(limited.back(), Catch::Contains("more warnings not shown"));
 }
 
+TEST_CASE("upgrade-guard: every list of names in a message is capped the one way", "[upgrade]") {
+  // Issue 24: KubeVirt CRs, upgrades in progress and unknown skip-checks
+  // names were joined whole; a cluster (or an annotation) with many made a
+  // message of any length. Now each is capped like the PVCs: "..., and N more".
+  SECTION("upgrades in progress: 20 named") {
+    auto objects = three_nodes();
+    for (int i = 0; i < 25; ++i) objects.push_back(existing_upgrade("u" + std::to_string(10 + i), "Started"));
+    StaticClusterView view(objects);
+    const auto e = UpgradeGuard(view, {}).evaluate(Json::object(), soon());
+    CHECK(e.decision.code == 409);
+    CHECK_THAT(e.decision.message,
+               Catch::Contains("upgrade harvester-system/u29 (state Started), and 5 more"));
+    CHECK_THAT(e.decision.message, !Catch::Contains("u30"));
+    CHECK(e.checks[0].objects.size() == 25);  // precheck lists them all
+  }
+  SECTION("KubeVirt CRs: 50 named") {
+    auto objects = one_control_plane();
+    for (int i = 0; i < 55; ++i) {
+      Json kv = kubevirt(false);
+      kv["metadata"]["name"] = "kv-" + std::to_string(100 + i);
+      objects.push_back(kv);
+    }
+    const auto e = UpgradeGuard(StaticClusterView(objects), {}).evaluate(Json::object(), soon());
+    CHECK_THAT(e.decision.message,
+               Catch::Contains("harvester-system/kv-149, and 5 more has no spec.infra.nodePlacement"));
+    CHECK(e.checks[2].objects.size() == 55);
+  }
+  SECTION("unknown skip-checks names: 50 named") {
+    std::string listed;
+    for (int i = 0; i < 60; ++i) listed += "bogus-" + std::to_string(100 + i) + ",";
+    const Decision d = decide(three_nodes(), upgrade({{UpgradeGuard::kSkipChecksAnnotation, listed}}));
+    CHECK(d.code == 422);
+    CHECK_THAT(d.message, Catch::Contains("\"bogus-149\", and 10 more; the checks it can skip are "
+                                          "kubevirt-placement, pod-disruption-budgets"));
+  }
+}
+
 TEST_CASE("upgrade-guard: other kinds and missing objects", "[upgrade]") {
   StaticClusterView view(three_nodes());
   UpgradeGuard guard(view, {});
@@ -931,7 +968,10 @@ TEST_CASE("upgrade-guard: evaluate reports each check", "[upgrade]") {
     CHECK(e.single_replica[0].name == "pvc-a");
     CHECK(e.single_replica[0].active);
     CHECK_FALSE(e.single_replica[1].active);
-    CHECK(e.offending.size() == 2);
+    // Without skipSingleReplicaDetachedVol both refuse: each is marked so
+    // once, here, for precheck's "!" and its JSON.
+    CHECK(e.single_replica[0].offending);
+    CHECK(e.single_replica[1].offending);
 
     REQUIRE(e.checks[2].objects.size() == 1);
     CHECK(e.checks[2].objects[0].object == "harvester-system/kubevirt");
@@ -955,8 +995,8 @@ TEST_CASE("upgrade-guard: evaluate reports each check", "[upgrade]") {
     CHECK(e.checks[2].message == "skipped by hci-admission.io/skip-checks");
     CHECK(e.checks[2].objects.empty());
     CHECK(e.checks[1].objects.empty());
-    CHECK(e.single_replica.size() == 1);
-    CHECK(e.offending.empty());
+    REQUIRE(e.single_replica.size() == 1);
+    CHECK_FALSE(e.single_replica[0].offending);  // detached, allowed by the annotation
     CHECK(e.decision.code == 422);
     CHECK(e.decision.causes.size() == 1);
     CHECK(e.decision.warnings.size() == 2);  // detached volumes, and the skipped check
@@ -1004,6 +1044,26 @@ TEST_CASE("upgrade-guard: evaluate reports each check", "[upgrade]") {
   CHECK(std::string(webhooks::to_string(State::Failed)) == "failed");
   CHECK(std::string(webhooks::to_string(State::Skipped)) == "skipped");
   CHECK(std::string(webhooks::to_string(State::NotRun)) == "not run");
+}
+
+TEST_CASE("upgrade-guard: each single-replica volume says whether it causes the refusal", "[upgrade]") {
+  // Decided once by the guard; precheck's text ("!") and JSON ("offending")
+  // read the flag instead of each searching the offending list by name.
+  auto objects = three_nodes();
+  objects.push_back(volume("vol-up", 1, "attached", "team-a", "web"));
+  objects.push_back(volume("vol-down", 1, "detached", "team-b", "db"));
+  StaticClusterView view(objects);
+  const auto skip_detached =
+      UpgradeGuard(view, {}).evaluate({{UpgradeGuard::kSkipDetachedAnnotation, "true"}}, soon());
+  REQUIRE(skip_detached.single_replica.size() == 2);
+  CHECK(skip_detached.single_replica[0].pvc == "team-a/web");
+  CHECK(skip_detached.single_replica[0].offending);
+  CHECK(skip_detached.single_replica[1].pvc == "team-b/db");
+  CHECK_FALSE(skip_detached.single_replica[1].offending);
+  const auto any = UpgradeGuard(view, {}).evaluate(Json::object(), soon());
+  REQUIRE(any.single_replica.size() == 2);
+  CHECK(any.single_replica[0].offending);
+  CHECK(any.single_replica[1].offending);
 }
 
 TEST_CASE("upgrade-guard: spec covers both kinds, its options and its reads", "[upgrade]") {

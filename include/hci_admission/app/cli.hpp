@@ -44,6 +44,9 @@ struct Options {
 // or a value that does not parse.
 Options parse_options(const std::vector<std::string> &args, const std::vector<PolicySpec> &policies);
 
-std::string usage(const std::vector<PolicySpec> &policies);
+// The server's --help; `program` is how it was called (program_name():
+// "kubectl hci-admission" as the kubectl plugin), so that the usage line
+// can be typed as it reads.
+std::string usage(const std::vector<PolicySpec> &policies, const std::string &program);
 
 }  // namespace hci_admission

@@ -14,7 +14,7 @@
 namespace hci_admission {
 
 struct ClusterAccess {
-  std::string kubeconfig;  // --kubeconfig, else $KUBECONFIG
+  std::string kubeconfig;  // --kubeconfig; when empty, $KUBECONFIG is read
   std::string context;     // --kube-context, else the current context
   std::string state_path;  // --cluster-state: offline, from files
   std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -29,10 +29,12 @@ struct ClusterAccess {
 // The cluster flags (--kubeconfig, --cluster-state, ...), setting `access`,
 // which must outlive them.
 std::vector<Flag> cluster_flags(ClusterAccess &access);
-// Offline state if given, else a kubeconfig ($KUBECONFIG too, only its first
-// file; with home_kubeconfig, ~/.kube/config), else the in-cluster service
-// account; nullptr when none is there. Throws
-// std::runtime_error when one is given but unusable.
+// Offline state if given, else a kubeconfig (--kubeconfig, else the files
+// of $KUBECONFIG merged as kubectl merges them, those that do not exist
+// skipped; with home_kubeconfig, ~/.kube/config when $KUBECONFIG is unset),
+// else the in-cluster service account; nullptr when none is there. Throws
+// std::runtime_error when one is given but unusable, or $KUBECONFIG names
+// no file that exists.
 std::unique_ptr<ClusterView> open_cluster(const ClusterAccess &access);
 // The same without the offline state: the live API or nullptr.
 std::unique_ptr<LiveClusterView> open_kube_api(const ClusterAccess &access);

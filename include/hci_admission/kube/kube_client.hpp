@@ -29,6 +29,10 @@ struct KubeCredentials {
 
   // Throws std::runtime_error naming the file and what is missing.
   static KubeCredentials from_kubeconfig(const std::string &path, const std::string &context = "");
+  // The files merged as kubectl merges $KUBECONFIG (merge_kubeconfigs);
+  // each must exist. Errors name them all, joined by ':'.
+  static KubeCredentials from_kubeconfigs(const std::vector<std::string> &paths,
+                                          const std::string &context = "");
   // KUBERNETES_SERVICE_HOST/PORT and the service account files in `sa_dir`.
   static KubeCredentials in_cluster(
       const std::string &sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");

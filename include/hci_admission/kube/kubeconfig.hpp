@@ -1,10 +1,12 @@
 // Reading kubeconfig files: YAML (or JSON) into a Json tree, with
-// yaml-cpp. It runs once at start-up on a file the operator gave.
+// yaml-cpp, and several of them merged as kubectl merges $KUBECONFIG. It
+// runs once at start-up on files the operator gave.
 #pragma once
 
 #include "hci_admission/json/json.hpp"
 
 #include <string>
+#include <vector>
 
 namespace hci_admission {
 
@@ -17,5 +19,25 @@ namespace hci_admission {
 Json parse_kubeconfig(const std::string &text);
 
 constexpr size_t kMaxKubeconfigNodes = 100000;
+
+// The files a $KUBECONFIG value names, as kubectl reads it: split on ':',
+// empty items skipped, a file named twice kept the first time.
+std::vector<std::string> kubeconfig_paths(const std::string &list);
+
+// One kubeconfig file, parsed, with the file paths in it
+// (certificate-authority, client-certificate, client-key, tokenFile) made
+// relative to its folder, as kubectl resolves them before merging: in a
+// merged config each entry keeps the folder of the file it came from.
+// Throws std::runtime_error "kubeconfig PATH: ..." when it cannot be read
+// or parsed, or names a cluster, user or context twice (kubectl refuses
+// that too).
+Json read_kubeconfig_file(const std::string &path);
+
+// Kubeconfigs merged in the order given, as kubectl merges the files of
+// $KUBECONFIG (client-go's ClientConfigLoadingRules.Load): clusters, users
+// and contexts by name, the first file to name one giving it whole (never
+// field by field); current-context and every other top-level value from
+// the first file that sets it (not null, not "").
+Json merge_kubeconfigs(const std::vector<Json> &configs);
 
 }  // namespace hci_admission

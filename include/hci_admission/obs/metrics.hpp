@@ -74,6 +74,11 @@ class MetricsRegistry {
   // The same for a value that only grows (rendered as a counter).
   void counter_function(const std::string &name, const std::string &help, std::function<double()> value,
                         const Labels &labels = {});
+  // Removes what gauge_function or counter_function registered for `name`
+  // with `labels` (nothing when there is none), and the family once it has
+  // no series left. When it returns, no scrape is calling that function
+  // and none will: what it points at may go.
+  void remove_function(const std::string &name, const Labels &labels = {});
 
   std::string render() const;
 
@@ -90,6 +95,29 @@ class MetricsRegistry {
 
   mutable std::mutex mutex_;
   std::map<std::string, Family> families_;
+};
+
+// Computed series for something that lives shorter than the registry (a
+// server run, whose certificate reloader the functions read): registered
+// through this and removed when it is destroyed, so that a scrape after
+// that never calls into what is gone. Declare it after what its functions
+// point at.
+class ScopedMetricFunctions {
+ public:
+  explicit ScopedMetricFunctions(MetricsRegistry &registry) : registry_(registry) {}
+  ~ScopedMetricFunctions();
+  ScopedMetricFunctions(const ScopedMetricFunctions &) = delete;
+  ScopedMetricFunctions &operator=(const ScopedMetricFunctions &) = delete;
+
+  // As MetricsRegistry::gauge_function and counter_function.
+  void gauge(const std::string &name, const std::string &help, std::function<double()> value,
+             const Labels &labels = {});
+  void counter(const std::string &name, const std::string &help, std::function<double()> value,
+               const Labels &labels = {});
+
+ private:
+  MetricsRegistry &registry_;
+  std::vector<std::pair<std::string, Labels>> registered_;
 };
 
 // The process-wide registry /metrics shows (as Prometheus clients'
