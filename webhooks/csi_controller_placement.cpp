@@ -20,16 +20,16 @@ constexpr Taint kControlPlaneTaints[] = {
 // a taint with an empty value.
 bool tolerates(const Json &toleration, const Taint &taint) {
   if (!toleration.is_object()) return false;
-  static const std::string kEmpty;
-  auto str = [&](const char *k) -> const std::string & {
+  auto str = [&](const char *k) -> std::string_view {
     auto it = toleration.find(k);
-    return (it != toleration.end() && it->is_string()) ? it->get_ref<const std::string &>() : kEmpty;
+    return (it != toleration.end() && it->is_string()) ? std::string_view(it->get_ref<const JsonString &>())
+                                                       : std::string_view();
   };
-  const std::string &effect = str("effect");
+  const std::string_view effect = str("effect");
   if (!effect.empty() && effect != taint.effect) return false;
-  const std::string &op_field = str("operator");
+  const std::string_view op_field = str("operator");
   const std::string_view op = op_field.empty() ? std::string_view("Equal") : std::string_view(op_field);
-  const std::string &key = str("key");
+  const std::string_view key = str("key");
   if (key.empty()) return op == "Exists";
   if (key != taint.key) return false;
   if (op == "Exists") return true;

@@ -101,7 +101,7 @@ std::map<std::string, NamespacePods> index_pods(const std::vector<PodDigest> &po
     const Json &labels = pods[i].labels;
     if (!labels.is_object()) continue;
     for (auto it = labels.begin(); it != labels.end(); ++it) {
-      if (it->is_string()) ns.by_label[it.key() + "=" + it->get<std::string>()].push_back(i);
+      if (it->is_string()) ns.by_label[std::string(it.key()) + "=" + it->get<std::string>()].push_back(i);
     }
   }
   return out;
@@ -197,7 +197,7 @@ void PodDigests::add(const Json &pod) {
                                           "requiredDuringSchedulingIgnoredDuringExecution");
     if (!required.is_null())
       placement["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] = required;
-    std::string key = placement.dump();
+    std::string key = json_text(placement);
     auto it = placements_.find(key);
     if (it == placements_.end()) {
       it = placements_.emplace(std::move(key), std::make_shared<const Json>(std::move(placement))).first;

@@ -38,7 +38,7 @@ KubeLabelSelector KubeLabelSelector::from_json(const Json &selector, const std::
   if (const Json *labels = find_member(selector, "matchLabels", Json::value_t::object, where)) {
     for (auto it = labels->begin(); it != labels->end(); ++it) {
       if (!it->is_string()) throw ShapeError(where + ".matchLabels." + it.key() + " must be a string");
-      out.requirements_.push_back({it.key(), Operator::In, {it->get<std::string>()}});
+      out.requirements_.push_back({std::string(it.key()), Operator::In, {it->get<std::string>()}});
     }
   }
   const Json *expressions = find_member(selector, "matchExpressions", Json::value_t::array, where);
@@ -68,7 +68,7 @@ bool KubeLabelSelector::matches(const Json &labels) const {
       if (it != labels.end() && it->is_string()) value = &*it;
     }
     const auto listed = [&] {
-      return std::find(r.values.begin(), r.values.end(), value->get_ref<const std::string &>()) !=
+      return std::find(r.values.begin(), r.values.end(), value->get_ref<const JsonString &>()) !=
              r.values.end();
     };
     switch (r.op) {

@@ -25,7 +25,7 @@ bool requirement_holds(const Json &requirement, const Json &value) {
   if ((op == "Gt" || op == "Lt") && value.is_string() && values.is_array() && values.size() == 1) {
     // Both must be whole integers; an empty label is no number (as the
     // scheduler's strconv.ParseInt). `end` points into `wanted`, kept alive.
-    const std::string &label = value.get_ref<const std::string &>();
+    const JsonString &label = value.get_ref<const JsonString &>();
     const std::string wanted = text_of(values[0]);
     if (label.empty() || wanted.empty()) return false;
     char *end = nullptr;

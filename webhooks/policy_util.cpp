@@ -111,7 +111,7 @@ bool LabelSelector::matches(const Json &labels) const {
   for (const auto &[key, value] : requirements_) {
     auto it = labels.find(key);
     if (it == labels.end() || !it->is_string()) return false;
-    if (value && it->get_ref<const std::string &>() != *value) return false;
+    if (value && it->get_ref<const JsonString &>() != *value) return false;
   }
   return true;
 }

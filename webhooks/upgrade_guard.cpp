@@ -166,7 +166,7 @@ Bypasses read_bypasses(const Json &annotations) {
       b.skip_checks.insert(name);
     }
   }
-  if (!listed.is_null() && !listed.is_string()) unknown.push_back(listed.dump());
+  if (!listed.is_null() && !listed.is_string()) unknown.push_back(json_text(listed));
   if (!unknown.empty()) {
     b.error = "annotation " + std::string(UpgradeGuard::kSkipChecksAnnotation) + " names unknown checks " +
               capped_list(unknown, kNamesInMessage) + "; the checks it can skip are " +

@@ -86,13 +86,16 @@ dom::element decode_envelope(dom::element doc, std::string &api_version) {
 
 // request.kind ({group, version, kind}) or request.resource ({group,
 // version, resource}): the three strings, in that order.
-std::array<std::string, 3> decode_group_version(dom::element v, const std::string &where, const char *last) {
+std::array<std::string, 3> decode_group_version(dom::element v, const char *where, const char *last) {
   std::array<std::string, 3> out;
-  require_object(v, where.c_str());
+  require_object(v, where);
   for (const dom::key_value_pair m : dom::object(v.get_object().value_unsafe())) {
-    if (m.key == "group") out[0] = as_string(m.value, (where + ".group").c_str());
-    if (m.key == "version") out[1] = as_string(m.value, (where + ".version").c_str());
-    if (m.key == last) out[2] = as_string(m.value, (where + "." + last).c_str());
+    const int i = m.key == "group" ? 0 : m.key == "version" ? 1 : m.key == last ? 2 : -1;
+    if (i < 0) continue;
+    // The field's name is written out only for an error.
+    if (!m.value.is_null() && !m.value.is_string())
+      as_string(m.value, (std::string(where) + "." + std::string(m.key)).c_str());
+    out[static_cast<size_t>(i)] = as_string(m.value, where);
   }
   return out;
 }

@@ -73,9 +73,9 @@ std::string loggable_object(const AdmissionRequest &req) {
     for (const char *key : {"data", "stringData"}) {
       if (copy.contains(key)) copy[key] = "(redacted)";
     }
-    return copy.dump();
+    return json_text(copy);
   }
-  return req.object.dump();
+  return json_text(req.object);
 }
 
 const char *outcome(const Decision &d) {

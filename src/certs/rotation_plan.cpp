@@ -61,7 +61,7 @@ SecretState decode_secret(const std::string &body) {
     for (auto &[k, v] : doc["data"].items()) {
       if (!v.is_string()) continue;
       try {
-        s.data[k] = base64_decode(v.get<std::string>());
+        s.data[std::string(k)] = base64_decode(v.get<std::string>());
       } catch (const std::exception &) {
         // Left out: an unreadable value is treated as missing, and rebuilt.
       }

@@ -126,7 +126,7 @@ std::vector<std::optional<Json>> SelfManagedCertificates::read_webhook_configs()
 std::optional<SecretState> SelfManagedCertificates::write_secret(const SecretState &read,
                                                                  const SecretPlan &plan) {
   const std::string secret_what = "Secret " + secret_ref();
-  const std::string body = plan.secret->dump();
+  const std::string body = json_text(*plan.secret);
   const ApiReply put =
       read.exists ? api_.request("PUT", secret_path(), body, "application/json", deadline())
                   : api_.request("POST", "/api/v1/namespaces/" + config_.secret_namespace + "/secrets", body,
@@ -159,7 +159,7 @@ void SelfManagedCertificates::patch_webhook_configs(const std::vector<std::optio
     if (!ops) continue;
     const auto &ref = config_.webhook_configs[i];
     const ApiReply r =
-        api_.request("PATCH", ref.api_path(), ops->dump(), "application/json-patch+json", deadline());
+        api_.request("PATCH", ref.api_path(), json_text(*ops), "application/json-patch+json", deadline());
     if (r.status == 409 || r.status == 422) {
       // Changed since read (another replica, or a re-apply): next pass.
       log("webhook configuration changed while being updated; trying again next pass")

@@ -128,7 +128,7 @@ Json FieldMask::extract(dom::element value) const {
   Json out = Json::object();
   for (const dom::key_value_pair member : dom::object(value.get_object().value_unsafe())) {
     auto it = children_.find(member.key);
-    if (it != children_.end()) out[std::string(member.key)] = it->second.extract(member.value);
+    if (it != children_.end()) out[JsonString(member.key)] = it->second.extract(member.value);
   }
   return out;
 }
@@ -139,7 +139,7 @@ Json to_json(dom::element value) {
       Json out = Json::object();
       // A key given twice keeps its last value, as nlohmann's parser does.
       for (const dom::key_value_pair member : dom::object(value.get_object().value_unsafe())) {
-        out[std::string(member.key)] = to_json(member.value);
+        out[JsonString(member.key)] = to_json(member.value);
       }
       return out;
     }
@@ -151,7 +151,7 @@ Json to_json(dom::element value) {
       return out;
     }
     case dom::element_type::STRING:
-      return Json(std::string(value.get_string().value_unsafe()));
+      return Json(JsonString(value.get_string().value_unsafe()));
     case dom::element_type::INT64:
       return Json(value.get_int64().value_unsafe());
     case dom::element_type::UINT64:

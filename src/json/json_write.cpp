@@ -157,7 +157,7 @@ void append_json(std::string &out, const Json &value) {
       return;
     }
     case Json::value_t::string:
-      append_json_string(out, value.get_ref<const std::string &>());
+      append_json_string(out, value.get_ref<const JsonString &>());
       return;
     case Json::value_t::boolean:
       out += value.get<bool>() ? "true" : "false";

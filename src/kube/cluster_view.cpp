@@ -83,7 +83,7 @@ void add_objects(const std::string &file, std::vector<Json> &out) {
   }
   if (!items->is_array()) throw ClusterReadError("cluster state " + file + ": items is not a list");
   // A typed list (VolumeList) leaves apiVersion and kind off its items.
-  const std::string list_kind = doc.value("kind", "");
+  const std::string list_kind(doc.value("kind", ""));
   const std::string item_kind =
       list_kind.size() > 4 && list_kind.compare(list_kind.size() - 4, 4, "List") == 0 && list_kind != "List"
           ? list_kind.substr(0, list_kind.size() - 4)
@@ -166,7 +166,7 @@ void StaticClusterView::list_each(const ResourceRef &resource, const std::vector
                                   Deadline, const ListSink &sink) const {
   const FieldMask mask = FieldMask::of(fields);
   for (const auto &o : objects_) {
-    const std::string api_version = o.value("apiVersion", "");
+    const std::string api_version(o.value("apiVersion", ""));
     const std::string group =
         api_version.find('/') == std::string::npos ? "" : api_version.substr(0, api_version.find('/'));
     if (group != resource.group || o.value("kind", "") != resource.kind) continue;

@@ -74,7 +74,7 @@ void resolve_paths(Json &entry, const char *inner, const char *const (&keys)[N],
 // A value kubectl's merge takes from a file: mergo's "not empty".
 bool is_set(const Json &value) {
   if (value.is_null()) return false;
-  if (value.is_string()) return !value.get_ref<const std::string &>().empty();
+  if (value.is_string()) return !value.get_ref<const JsonString &>().empty();
   if (value.is_object() || value.is_array()) return !value.empty();
   return true;
 }

@@ -113,7 +113,7 @@ TEST_CASE("documents parsed one inside another keep their own parser", "[json_sc
   const std::string big = "[\"" + std::string(2u << 20, 'x') + "\"]";
   {
     const ParsedJson large(big);
-    CHECK(to_json(large.root())[0].get_ref<const std::string &>().size() == (2u << 20));
+    CHECK(to_json(large.root())[0].get_ref<const JsonString &>().size() == (2u << 20));
   }
   const ParsedJson next(R"({"c":null})");
   CHECK(to_json(next.root()) == Json::parse(R"({"c":null})"));

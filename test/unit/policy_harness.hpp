@@ -13,6 +13,14 @@
 
 namespace test_support {
 
+// Applies a JSON Patch with nlohmann's own implementation, independent of
+// ours; its patch() works on its std::string json only.
+inline hci_admission::Json apply_patch(const hci_admission::Json &doc, const std::string &patch) {
+  const nlohmann::json applied =
+      nlohmann::json::parse(hci_admission::json_text(doc)).patch(nlohmann::json::parse(patch));
+  return hci_admission::Json::parse(applied.dump());
+}
+
 using hci_admission::Json;
 
 struct Outcome {
@@ -24,8 +32,8 @@ inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admis
                           const Json &object, const Json &kind, const std::string &operation = "CREATE") {
   // The resource the API server names beside the kind: the policy's own
   // for its kind, else the usual lower-case plural.
-  std::string group = kind.value("group", ""), version = kind.value("version", "");
-  std::string resource = kind.value("kind", "");
+  std::string group(kind.value("group", "")), version(kind.value("version", ""));
+  std::string resource(kind.value("kind", ""));
   for (auto &c : resource) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   resource += "s";
   for (const auto &rule : spec.rules) {
@@ -42,7 +50,7 @@ inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admis
                          {"object", object},
                          {"oldObject", nullptr},
                          {"dryRun", false}}}};
-  const std::string body = review.dump();
+  const std::string body = json_text(review);
   hci_admission::ObjectFields fields{hci_admission::FieldMask::of(spec.object_fields),
                                      hci_admission::FieldMask::of(spec.old_object_fields)};
   const auto decoded = hci_admission::decode_review(body, fields);
@@ -51,7 +59,7 @@ inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admis
   Outcome out{screened ? *screened : policy.review(decoded.request), object};
   if (!out.decision.patch.empty()) {
     INFO("patch: " << out.decision.patch.dump());
-    out.patched = object.patch(Json::parse(out.decision.patch.dump()));
+    out.patched = apply_patch(object, out.decision.patch.dump());
   }
   return out;
 }

@@ -8,7 +8,7 @@ using namespace hci_admission;
 
 namespace {
 std::string review(const std::string &api_version, const Json &request) {
-  return Json{{"apiVersion", api_version}, {"kind", "AdmissionReview"}, {"request", request}}.dump();
+  return json_text(Json{{"apiVersion", api_version}, {"kind", "AdmissionReview"}, {"request", request}});
 }
 const Json kRequest = {
     {"uid", "705ab4f5-6393-11e8-b7cc-42010a800002"},

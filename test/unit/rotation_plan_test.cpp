@@ -31,7 +31,7 @@ SelfManagedCertsConfig test_config() {
 // The Secret as the API stores what a plan wrote.
 SecretState stored(const SecretPlan &plan) {
   REQUIRE(plan.secret);
-  return decode_secret(plan.secret->dump());
+  return decode_secret(json_text(*plan.secret));
 }
 
 size_t bundle_size(const SecretState &s) {
@@ -201,7 +201,7 @@ TEST_CASE("rotation: an unreadable Secret value is rebuilt", "[certs][rotation]"
   const SecretPlan first = plan_secret(config, SecretState{}, {}, kStart);
   Json secret = *first.secret;
   secret["data"][secret_keys::kServingKey] = "!!! not base64";
-  const SecretState s = decode_secret(secret.dump());
+  const SecretState s = decode_secret(json_text(secret));
   CHECK(s.data.count(secret_keys::kServingKey) == 0);
   const SecretPlan repaired = plan_secret(config, s, {}, kStart);
   CHECK(has_note(repaired, "serving certificate issued"));

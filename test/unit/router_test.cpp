@@ -40,7 +40,7 @@ const std::string kReview =
 std::string review_with(const std::string &field, const Json &value) {
   Json review = Json::parse(kReview);
   review["request"][field] = value;
-  return review.dump();
+  return json_text(review);
 }
 
 HttpReply call(const AdmissionRouter &r, std::string_view method, std::string_view path,
@@ -182,7 +182,7 @@ TEST_CASE("the router calls a policy only for what its rules match", "[router]")
   SECTION("a review without a resource is judged by its kind") {
     Json review = Json::parse(kReview);
     review["request"].erase("resource");
-    CHECK(decide(review.dump())["allowed"] == false);
+    CHECK(decide(json_text(review))["allowed"] == false);
     CHECK(policy->seen.uid == "u1");
   }
   SECTION("an operation the rules leave out is allowed silently") {

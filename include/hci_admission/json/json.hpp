@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace hci_admission {
@@ -48,7 +50,53 @@ struct PooledAllocator {
   friend bool operator!=(const PooledAllocator &, const PooledAllocator &) { return false; }
 };
 
-using Json = nlohmann::basic_json<std::map, std::vector, std::string, bool, std::int64_t, std::uint64_t,
+// Strings of a tree, its values and keys, from the same free lists: a CSI
+// Pod review allocated 58 strings longer than std::string keeps inline.
+using JsonString = std::basic_string<char, std::char_traits<char>, PooledAllocator<char>>;
+
+using Json = nlohmann::basic_json<std::map, std::vector, JsonString, bool, std::int64_t, std::uint64_t,
                                   double, PooledAllocator>;
+
+// A JsonString compares with a std::string as text (found by argument-
+// dependent lookup through PooledAllocator), so that objects are looked up
+// by std::string keys as before. Templates, so that a Json, which converts
+// to a string implicitly, never reaches them.
+template <class S>
+using IfJsonString = std::enable_if_t<std::is_same_v<S, JsonString>, int>;
+template <class S, IfJsonString<S> = 0>
+bool operator==(const S &a, const std::string &b) {
+  return std::string_view(a) == b;
+}
+template <class S, IfJsonString<S> = 0>
+bool operator==(const std::string &a, const S &b) {
+  return a == std::string_view(b);
+}
+template <class S, IfJsonString<S> = 0>
+bool operator!=(const S &a, const std::string &b) {
+  return std::string_view(a) != b;
+}
+template <class S, IfJsonString<S> = 0>
+bool operator!=(const std::string &a, const S &b) {
+  return a != std::string_view(b);
+}
+template <class S, IfJsonString<S> = 0>
+bool operator<(const S &a, const std::string &b) {
+  return std::string_view(a) < b;
+}
+template <class S, IfJsonString<S> = 0>
+bool operator<(const std::string &a, const S &b) {
+  return a < std::string_view(b);
+}
+template <class S, IfJsonString<S> = 0>
+std::string operator+(const std::string &a, const S &b) {
+  return a + std::string_view(b).data();
+}
+
+// The value as compact JSON text in a std::string (Json::dump() gives a
+// JsonString).
+inline std::string json_text(const Json &value) {
+  const JsonString text = value.dump();
+  return std::string(text);
+}
 
 }  // namespace hci_admission
