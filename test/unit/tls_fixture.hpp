@@ -43,16 +43,19 @@ inline void write_pair(const std::string &dir, const std::string &cert, const st
 }
 
 // One TLS connection to 127.0.0.1:port, verifying the server's certificate
-// against `ca_pem` and the name "localhost".
+// against `ca_pem` and the name "localhost"; a small `rcvbuf` (bytes) keeps
+// what the server sends waiting on its side while this client does not read.
 class TlsClient {
  public:
-  TlsClient(int port, const std::string &ca_pem) : ctx_(SSL_CTX_new(TLS_client_method())) {
+  TlsClient(int port, const std::string &ca_pem, int rcvbuf = 0) : ctx_(SSL_CTX_new(TLS_client_method())) {
     hci_admission::X509StorePtr store(X509_STORE_new());
     for (const auto &cert : hci_admission::read_pem_certificates(ca_pem))
       X509_STORE_add_cert(store.get(), cert.get());
     SSL_CTX_set_cert_store(ctx_.get(), store.release());
     SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0)
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);  // before connect: the window
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
