@@ -59,9 +59,10 @@ struct Connection {
   size_t reserved = 0;
   size_t taken = 0;
   bool taken_large = false;
-  bool held_back = false;   // waiting for room in the budget; not read meanwhile
-  bool peer_gone = false;   // Offloaded: the client went away; dropped when the worker is done
-  size_t answer_taken = 0;  // taken for `out` beyond the answer allowance
+  bool held_back = false;    // waiting for room in the budget; not read meanwhile
+  bool input_ended = false;  // close_notify came: what was sent before is answered, then it closes
+  bool peer_gone = false;    // Offloaded: the client went away; dropped when the worker is done
+  size_t answer_taken = 0;   // taken for `out` beyond the answer allowance
   std::string out;
   size_t out_sent = 0;
   bool close_after_write = false;
@@ -466,7 +467,7 @@ class HttpsServer::Loop {
   // Without an OpenSSL error, the system's (a reset connection).
   static std::string ssl_error() { return take_openssl_error(std::strerror(errno)); }
 
-  enum class ReadEnd { Drained, Full, Closed };
+  enum class ReadEnd { Drained, Full, Ended, Closed };
 
   // Reads what the client sent, up to the connection's reservation.
   ReadEnd read_some(Connection &c, Clock::time_point now) {
@@ -491,7 +492,14 @@ class HttpsServer::Loop {
       }
       const int err = SSL_get_error(c.ssl.get(), n);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return ReadEnd::Drained;
-      // Closed by the peer (close_notify or EOF) or broken.
+      // close_notify: the client sends nothing more, but it may be waiting
+      // for the answers to what it sent before, which may have come in the
+      // same read (a client that writes its request and closes its side).
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        c.input_ended = true;
+        return ReadEnd::Ended;
+      }
+      // EOF without close_notify, or broken.
       drop(c);
       return ReadEnd::Closed;
     }
@@ -500,10 +508,15 @@ class HttpsServer::Loop {
   void read_input(Connection &c, Clock::time_point now) {
     const int fd = c.fd;
     for (;;) {
-      const ReadEnd end = read_some(c, now);
+      const ReadEnd end = c.input_ended ? ReadEnd::Ended : read_some(c, now);
       if (end == ReadEnd::Closed) return;
       process_input(c, now);
-      if (!conns_.count(fd) || c.state != Connection::State::Open || c.held_back) return;
+      if (!conns_.count(fd) || c.state != Connection::State::Open) return;
+      if (end == ReadEnd::Ended) {
+        end_input(c, now);
+        return;
+      }
+      if (c.held_back) return;
       if (c.out_sent < c.out.size()) {
         // An answer is stuck: read nothing more until it is written
         // (level-triggered EPOLLIN would otherwise spin on a full buffer).
@@ -514,6 +527,19 @@ class HttpsServer::Loop {
       // Full: answering made room, or the request needs more than it has.
       if (c.in.size() >= c.reserved && !reserve_for(c, now)) return;
     }
+  }
+
+  // After close_notify, once process_input has answered what it could:
+  // with an answer still being written, the rest waits for it (read_input
+  // is called again once it is out); otherwise nothing more can come, so
+  // what is left can never be a whole request, and the connection closes.
+  void end_input(Connection &c, Clock::time_point now) {
+    if (c.out_sent < c.out.size()) {
+      set_interest(c, EPOLLOUT);
+      return;
+    }
+    release_hold(c);
+    start_linger(c, now);
   }
 
   // Answers every complete request in the input, one at a time.
@@ -688,8 +714,9 @@ class HttpsServer::Loop {
     settle_input(c);
     if (!c.in.empty()) c.request_started = now;
     ++c.requests;
-    const bool close_after =
-        !keep_alive || server_.stopping_ || c.requests >= server_.config_.max_requests_per_connection;
+    const bool close_after = !keep_alive || server_.stopping_ ||
+                             c.requests >= server_.config_.max_requests_per_connection ||
+                             (c.input_ended && c.in.empty());
     send_reply(c, reply, head, close_after, now);
   }
 

@@ -1,8 +1,8 @@
 // The HTTPS server's connection handling, over real sockets and verified
 // TLS: keep-alive, pipelining, the per-connection request limit, a client
 // that never finishes its request, a client that does not trust the
-// certificate, what dropped connections give back of the buffer budget,
-// and stopping.
+// certificate, a client that closes its side right after its request,
+// what dropped connections give back of the buffer budget, and stopping.
 #include "hci_admission/net/https_server.hpp"
 #include "hci_admission/certs/cert_issuer.hpp"
 #include "hci_admission/obs/logging.hpp"
@@ -202,6 +202,39 @@ TEST_CASE("https server: bad requests get their status and do not reach the hand
   REQUIRE(second.send("GET /x HTTP/2.0\r\n\r\n"));
   CHECK_THAT(second.read_responses(1), Catch::StartsWith("HTTP/1.1 505"));
   CHECK(s.handled() == 0);
+}
+
+TEST_CASE("https server: a request sent with close_notify right behind it is answered", "[server]") {
+  RunningServer s;
+  SECTION("one request") {
+    test_support::TlsClient client(s.port(), s.ca());
+    REQUIRE(client.send_and_close_notify(post("/last", "x")));
+    const std::string answer = client.read_responses(1);
+    CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200 OK\r\n"));
+    CHECK_THAT(answer, Catch::Contains("Connection: close"));
+    CHECK_THAT(answer, Catch::EndsWith("POST /last x"));
+    CHECK(client.closed_by_server());
+  }
+  SECTION("pipelined requests, one finished on a worker") {
+    test_support::TlsClient client(s.port(), s.ca());
+    REQUIRE(client.send_and_close_notify(post("/1", "a") + post("/worker", "b") + post("/3", "c")));
+    const std::string answers = client.read_responses(3);
+    const size_t one = answers.find("POST /1 a"), two = answers.find("worker: POST /worker b"),
+                 three = answers.find("POST /3 c");
+    REQUIRE(three != std::string::npos);
+    CHECK(one < two);
+    CHECK(two < three);
+    CHECK(client.closed_by_server());
+  }
+  SECTION("a request cut short by it is not answered, and the connection closes") {
+    test_support::TlsClient client(s.port(), s.ca());
+    REQUIRE(client.send_and_close_notify(post("/whole", "1") +
+                                         "POST /half HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"));
+    const std::string answers = client.read_responses(2);
+    CHECK_THAT(answers, Catch::EndsWith("POST /whole 1"));
+    CHECK(client.closed_by_server());
+    CHECK(s.handled() == 1);
+  }
 }
 
 TEST_CASE("https server: dropped connections give back all they held of the budget", "[server]") {

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,6 +80,15 @@ class TlsClient {
   bool send(const std::string &bytes) {
     return connected_ && SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) ==
                              static_cast<int>(bytes.size());
+  }
+  // Sends `bytes` and then close_notify in the same TCP segment, as a client
+  // does that writes its request and closes its side at once.
+  bool send_and_close_notify(const std::string &bytes) {
+    int on = 1, off = 0;
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    const bool sent = send(bytes) && SSL_shutdown(ssl_.get()) >= 0;
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    return sent;
   }
   // Reads until `responses` HTTP responses (each with Content-Length) have
   // arrived or the connection closes; returns what was read.
