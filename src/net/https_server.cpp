@@ -620,16 +620,17 @@ class HttpsServer::Loop {
       const size_t most = allowance_ + budget.largest_grant(large) - p.head_bytes;
       send_reply(c,
                  error_reply(413, "request body exceeds the " + std::to_string(most) +
-                                      " bytes that --max-buffered-size lets one request of its kind hold"),
+                                      " bytes that --max-buffered-size and --max-buffered-size-per-client "
+                                      "let one request of its kind hold"),
                  false, true, now);
       return false;
     }
     const size_t more = wanted - allowance_ - c.taken;
-    if (!budget.take(more, large)) {
+    if (!budget.take(more, large, c.client)) {
       // Counted as held back first, so that room given back from now on
       // wakes this loop; then once more, for room that came back before.
       hold_back(c);
-      if (!budget.take(more, large)) return false;
+      if (!budget.take(more, large, c.client)) return false;
       set_interest(c, c.out_sent < c.out.size() ? static_cast<uint32_t>(EPOLLIN | EPOLLOUT)
                                                 : static_cast<uint32_t>(EPOLLIN));
     }
@@ -699,7 +700,7 @@ class HttpsServer::Loop {
   void settle_input(Connection &c) {
     const size_t keep = std::max(c.in.size(), allowance_) - allowance_;
     if (keep < c.taken) {
-      server_.budget_->give_back(c.taken - keep, c.taken_large);
+      server_.budget_->give_back(c.taken - keep, c.taken_large, c.client);
       c.taken = keep;
       c.reserved = allowance_ + keep;
       if (c.in.capacity() > c.reserved) c.in.shrink_to_fit();
@@ -740,13 +741,13 @@ class HttpsServer::Loop {
   void charge_answer(Connection &c) {
     const size_t over = c.out.capacity() > kAnswerAllowance ? c.out.capacity() - kAnswerAllowance : 0;
     if (over <= c.answer_taken) return;
-    server_.budget_->take_anyway(over - c.answer_taken);
+    server_.budget_->take_anyway(over - c.answer_taken, c.client);
     c.answer_taken = over;
   }
 
   void release_answer(Connection &c) {
     if (c.answer_taken == 0) return;
-    server_.budget_->give_back(c.answer_taken, false);
+    server_.budget_->give_back(c.answer_taken, false, c.client);
     c.answer_taken = 0;
     server_.budget_returned();
   }
@@ -937,9 +938,14 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
   if (config_.max_connections_per_client == 0)
     config_.max_connections_per_client = std::max<size_t>(1, config_.max_connections / 2);
   workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
-  // A quarter of the budget is kept for ordinary reviews (up to 1 MiB).
-  budget_ = std::make_unique<ByteBudget>(config_.max_buffered_bytes, kOrdinaryRequest,
-                                         config_.max_buffered_bytes / 4);
+  // A quarter of the budget is kept for ordinary reviews (up to 1 MiB), and
+  // by default one client address may hold half of it, so that it leaves
+  // the other half to kube-apiserver whatever the size of its bodies.
+  if (config_.max_buffered_bytes_per_client == 0)
+    config_.max_buffered_bytes_per_client = std::max<size_t>(1, config_.max_buffered_bytes / 2);
+  budget_ =
+      std::make_unique<ByteBudget>(config_.max_buffered_bytes, kOrdinaryRequest,
+                                   config_.max_buffered_bytes / 4, config_.max_buffered_bytes_per_client);
   MetricsRegistry &m = metrics();
   const char *refused_help = "Connections closed at once: at a connection limit with nothing stale to close.";
   refused_ =

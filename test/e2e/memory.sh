@@ -4,8 +4,9 @@
 # sends ordinary reviews (6 KB, and every tenth one of 300 KB) and probes
 # /healthz: the reviews are all answered, the probes too, peak RSS stays
 # within what the buffer budget promises, and RSS comes back afterwards.
-# Then more large bodies at once than the budget holds, and the 413 for a
-# body the budget can never hold.
+# Then one address flooding mid-size bodies beside kube-apiserver's, more
+# large bodies at once than the budget holds, and the 413 for a body the
+# budget can never hold.
 #
 #   test/e2e/memory.sh BINARY SOURCE_DIR
 set -uo pipefail
@@ -50,6 +51,25 @@ if ! $sanitized; then
   check "memory: RSS comes back: $(field .rss_after_mib) MiB after, $(field .rss_idle_mib) MiB before" \
     awk -v a="$(field .rss_after_mib)" -v i="$(field .rss_idle_mib)" 'BEGIN {exit !(a <= i + 5)}'
 fi
+kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
+
+# Mid-size bodies (1 MB each, ordinary requests) on many connections from
+# one address, held: they may take that address's share of the budget
+# (--max-buffered-size-per-client, half by default) and no more, so the 300
+# KB reviews kube-apiserver sends from another address are never held back
+# behind them until --read-timeout (before the share, they were).
+start_server "$work/share.log" --read-timeout 5s
+"$py" "$src/test/e2e/hostile_load.py" attack --port "$port" --ca "$ca" --pid "$server_pid" \
+  --review "$work/big-review.json" --path $csi --connections 48 --body-size 1000000 --modes fast \
+  --sources 127.0.0.2 --seconds 8 --settle 0 --late-after 2 >"$work/share.json"
+echo "share: $(cat "$work/share.json")"
+share() { jq -r "$1" "$work/share.json"; }
+check "memory: one address flooding 1 MB bodies spent its share: requests held back" \
+  test "$(metric hci_admission_requests_held_back_total)" -ge 1
+check "memory: 300 KB reviews from another address all answered beside it ($(share .legit.reviews), $(share .legit.failed) failed)" \
+  test "$(share .legit.failed)" = 0 -a "$(share .legit.reviews)" -ge 50
+check "memory: none of them late, over 2 s ($(share .legit.late) late, max $(share .legit.max_ms) ms)" \
+  test "$(share .legit.late)" = 0
 kill "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=""
 
 # More large bodies at once than the budget holds together: they wait their
