@@ -18,8 +18,11 @@ separate process sends the review in FILE to PATH over keep-alive from
 each answer (200, the same uid; answered after more than LATE_AFTER seconds
 is late), and probes /healthz with a new connection every 0.25 s. Prints
 one JSON object: the server's RSS before, at its peak (VmHWM, reset before
-the attack) and SETTLE seconds after, the legitimate client's answers and
-latency, the probes, and what the hostile connections managed.
+the attack) and SETTLE seconds after; the kernel memory of its sockets
+(receive and send queues with what the kernel set aside for them, `ss -tm`:
+r + w + f, charged to the pod's memory cgroup like RSS) at its sampled peak
+and after; the legitimate client's answers and latency, the probes, and
+what the hostile connections managed.
 
 uploads: COUNT clients at once each send one whole body of BODY_SIZE bytes to
 /healthz (405 once read), with Content-Length or --chunked, and report the
@@ -33,9 +36,11 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import socket
 import ssl
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -49,6 +54,19 @@ def status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def socket_kib(port):
+    """Kernel memory of the TCP sockets whose local port is PORT (the
+    server's): what ss -tm shows as r (receive queue), w (send queue) and f
+    (set aside for them), all charged to the owner's memory cgroup."""
+    out = subprocess.run(["ss", "-tmnH", "state", "all", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    total = 0
+    for skmem in re.findall(r"skmem:\(([^)]*)\)", out):
+        fields = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", skmem)}
+        total += fields.get("r", 0) + fields.get("w", 0) + fields.get("f", 0)
+    return total // 1024
 
 
 def cpu_seconds(pid):
@@ -234,6 +252,7 @@ def attack(args):
                                    args=(args.port, args.ca, reviews, args.path, stop_at, args.late_after, out))
     good.start()
     peak_sampled = [0]
+    socket_peak = [0]
 
     def sample():
         while time.time() < stop_at + 1:
@@ -243,6 +262,11 @@ def attack(args):
                 return
             time.sleep(0.05)
 
+    def sample_sockets():  # ss takes a while over many sockets: every 0.2 s
+        while time.time() < stop_at + 1:
+            socket_peak[0] = max(socket_peak[0], socket_kib(args.port))
+            time.sleep(0.2)
+    threading.Thread(target=sample_sockets, daemon=True).start()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     tally = asyncio.run(attack_all(args, stop_at))
@@ -254,6 +278,8 @@ def attack(args):
         "rss_idle_mib": round(rss_idle / 1024, 1),
         "rss_peak_mib": round(peak / 1024, 1),
         "rss_after_mib": round(status_kib(pid, "VmRSS") / 1024, 1),
+        "socket_peak_mib": round(socket_peak[0] / 1024, 2),
+        "socket_after_mib": round(socket_kib(args.port) / 1024, 2),
         "settle_seconds": args.settle,
         "legit": legit_result,
         "hostile": {"connections": args.connections, "opened": tally.connections,
