@@ -4,7 +4,8 @@
 # a body just under the 7 MiB limit (fast, slowly or chunked) and holding,
 # for SECONDS, while a legitimate client sends 6 KB and 300 KB CSI reviews
 # and probes /healthz. Prints the server's idle, peak (VmHWM) and after-the-
-# attack RSS (one minute after by default), the legitimate client's answers,
+# attack RSS (one minute after by default), the peak kernel memory of its
+# sockets (ss -tm, sampled), the legitimate client's answers,
 # p50/p99 and failures, and then the server's CPU time for five 7 MiB bodies
 # sent chunked against the same with Content-Length.
 #   bench/hostile_load.sh [CONNECTIONS=1000] [SECONDS=60] [SETTLE=60] [SERVER_ARGS...]
@@ -40,7 +41,7 @@ done
 python3 test/e2e/hostile_load.py attack --port "$port" --ca "$ca" --pid "$pid" --review "$work/review.json" \
   --big-review "$work/big.json" --path /mutate/csi-controller-placement --connections "$connections" \
   --seconds "$seconds" --settle "$settle" --sources 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 | tee "$work/attack.json" |
-  jq -r '"idle RSS \(.rss_idle_mib) MiB, peak \(.rss_peak_mib) MiB, \(.settle_seconds) s after \(.rss_after_mib) MiB",
+  jq -r '"idle RSS \(.rss_idle_mib) MiB, peak \(.rss_peak_mib) MiB, \(.settle_seconds) s after \(.rss_after_mib) MiB; sockets peak \(.socket_peak_mib) MiB",
     "legitimate: \(.legit.reviews) reviews (\(.legit.big_reviews) of 300 KB), \(.legit.failed) failed, p50 \(.legit.p50_ms) ms, p99 \(.legit.p99_ms) ms, max \(.legit.max_ms) ms; /healthz \(.legit.healthz_ok) ok, \(.legit.healthz_failed) failed",
     "hostile: \(.hostile.opened) connections opened, \(.hostile.mib_sent) MiB sent, \(.hostile.cut_off) cut off, answers \(.hostile.answers)"'
 curl -sS --cacert "$ca" "https://localhost:$port/metrics" |

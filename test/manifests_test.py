@@ -94,12 +94,13 @@ for overlay, expected_policies in overlays.items():
     for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget"):
         check(f"{overlay}: has a {kind}", kind in by_kind)
 
-    # Memory: what the server may hold under load fits the pod's limit
-    # (README, "Memory under hostile load").
+    # Memory: what the server may hold under load, in the process and in
+    # its sockets' kernel buffers, fits the pod's limit (README, "Memory
+    # under hostile load").
     limit = size_bytes(dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"])
     budget = size_bytes(flag_value(args, "max-buffered-size") or "32MiB")
     conns = int(flag_value(args, "max-connections") or 1024)
-    need = (12 << 20) + budget + conns * (48 << 10) + (8 << 20)
+    need = (12 << 20) + budget + conns * ((48 << 10) + (40 << 10)) + (8 << 20)
     check(f"{overlay}: memory limit {limit >> 20} MiB holds idle + budget + connections ({need >> 20} MiB)",
           need <= limit)
     if not self_managed:

@@ -111,6 +111,10 @@ std::vector<Flag> server_flags(Options &o, const std::vector<PolicySpec> &polici
        "not "
        "yet written (default 32MiB); past it reading stops, and a body it can never hold gets 413",
        byte_size("max-buffered-size", s.max_buffered_bytes)},
+      {"max-buffered-size-per-client", "SIZE",
+       "what one client address may hold of --max-buffered-size (default: half of it), so that one address "
+       "sending many bodies leaves room for the others",
+       byte_size("max-buffered-size-per-client", s.max_buffered_bytes_per_client)},
       {"max-connections", "N", "open connections at most; more are refused (default 1024)",
        count("max-connections", s.max_connections, 1000000)},
       {"max-connections-per-client", "N",

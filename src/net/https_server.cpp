@@ -43,6 +43,24 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr size_t kReadChunk = 16384;
 
+// The kernel's buffers for each connection, set on the listener so that
+// accepted sockets have them from the first byte (the window scale is
+// chosen at the handshake). The kernel doubles the values: a connection's
+// receive queue holds at most 32 KiB and its send queue 8 KiB, charged to
+// the pod's memory cgroup like RSS (README, "Memory under hostile load").
+// Left to the kernel they grow (receive up to tcp_rmem's maximum, 32 MiB
+// here), and a held-back request keeps its socket's queue full: 61
+// held-back sockets queued 9.1 MiB, 1,000 hostile connections 96 MiB (26
+// MiB so). A 7 MiB review over loopback on the 2-core machine, keep-alive,
+// least of 30 (a 1 MB one in brackets), and what a held-back socket then
+// queued: kernel default 33-35 ms (4.3-4.5), 150 KiB; 8 KiB 66-69 ms
+// (8.8-9.0), 16 KiB; 16 KiB 42-46 ms (6.6-7.3), 28 KiB; 32 KiB 39-41 ms
+// (5.4-5.6), 51 KiB. 16 KiB is the knee. A 6 KB review fits in one window
+// either way (0.1 ms). The send buffer only holds our answers, a few KiB
+// (/metrics 15 KB).
+constexpr int kSocketReceiveBuffer = 16 << 10;
+constexpr int kSocketSendBuffer = 4 << 10;
+
 struct Connection {
   enum class State { Handshake, Open, Offloaded, Lingering };
   int fd = -1;
@@ -59,9 +77,10 @@ struct Connection {
   size_t reserved = 0;
   size_t taken = 0;
   bool taken_large = false;
-  bool held_back = false;   // waiting for room in the budget; not read meanwhile
-  bool peer_gone = false;   // Offloaded: the client went away; dropped when the worker is done
-  size_t answer_taken = 0;  // taken for `out` beyond the answer allowance
+  bool held_back = false;    // waiting for room in the budget; not read meanwhile
+  bool input_ended = false;  // close_notify came: what was sent before is answered, then it closes
+  bool peer_gone = false;    // Offloaded: the client went away; dropped when the worker is done
+  size_t answer_taken = 0;   // taken for `out` beyond the answer allowance
   std::string out;
   size_t out_sent = 0;
   bool close_after_write = false;
@@ -466,7 +485,7 @@ class HttpsServer::Loop {
   // Without an OpenSSL error, the system's (a reset connection).
   static std::string ssl_error() { return take_openssl_error(std::strerror(errno)); }
 
-  enum class ReadEnd { Drained, Full, Closed };
+  enum class ReadEnd { Drained, Full, Ended, Closed };
 
   // Reads what the client sent, up to the connection's reservation.
   ReadEnd read_some(Connection &c, Clock::time_point now) {
@@ -491,7 +510,14 @@ class HttpsServer::Loop {
       }
       const int err = SSL_get_error(c.ssl.get(), n);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return ReadEnd::Drained;
-      // Closed by the peer (close_notify or EOF) or broken.
+      // close_notify: the client sends nothing more, but it may be waiting
+      // for the answers to what it sent before, which may have come in the
+      // same read (a client that writes its request and closes its side).
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        c.input_ended = true;
+        return ReadEnd::Ended;
+      }
+      // EOF without close_notify, or broken.
       drop(c);
       return ReadEnd::Closed;
     }
@@ -500,10 +526,15 @@ class HttpsServer::Loop {
   void read_input(Connection &c, Clock::time_point now) {
     const int fd = c.fd;
     for (;;) {
-      const ReadEnd end = read_some(c, now);
+      const ReadEnd end = c.input_ended ? ReadEnd::Ended : read_some(c, now);
       if (end == ReadEnd::Closed) return;
       process_input(c, now);
-      if (!conns_.count(fd) || c.state != Connection::State::Open || c.held_back) return;
+      if (!conns_.count(fd) || c.state != Connection::State::Open) return;
+      if (end == ReadEnd::Ended) {
+        end_input(c, now);
+        return;
+      }
+      if (c.held_back) return;
       if (c.out_sent < c.out.size()) {
         // An answer is stuck: read nothing more until it is written
         // (level-triggered EPOLLIN would otherwise spin on a full buffer).
@@ -514,6 +545,19 @@ class HttpsServer::Loop {
       // Full: answering made room, or the request needs more than it has.
       if (c.in.size() >= c.reserved && !reserve_for(c, now)) return;
     }
+  }
+
+  // After close_notify, once process_input has answered what it could:
+  // with an answer still being written, the rest waits for it (read_input
+  // is called again once it is out); otherwise nothing more can come, so
+  // what is left can never be a whole request, and the connection closes.
+  void end_input(Connection &c, Clock::time_point now) {
+    if (c.out_sent < c.out.size()) {
+      set_interest(c, EPOLLOUT);
+      return;
+    }
+    release_hold(c);
+    start_linger(c, now);
   }
 
   // Answers every complete request in the input, one at a time.
@@ -594,16 +638,17 @@ class HttpsServer::Loop {
       const size_t most = allowance_ + budget.largest_grant(large) - p.head_bytes;
       send_reply(c,
                  error_reply(413, "request body exceeds the " + std::to_string(most) +
-                                      " bytes that --max-buffered-size lets one request of its kind hold"),
+                                      " bytes that --max-buffered-size and --max-buffered-size-per-client "
+                                      "let one request of its kind hold"),
                  false, true, now);
       return false;
     }
     const size_t more = wanted - allowance_ - c.taken;
-    if (!budget.take(more, large)) {
+    if (!budget.take(more, large, c.client)) {
       // Counted as held back first, so that room given back from now on
       // wakes this loop; then once more, for room that came back before.
       hold_back(c);
-      if (!budget.take(more, large)) return false;
+      if (!budget.take(more, large, c.client)) return false;
       set_interest(c, c.out_sent < c.out.size() ? static_cast<uint32_t>(EPOLLIN | EPOLLOUT)
                                                 : static_cast<uint32_t>(EPOLLIN));
     }
@@ -673,7 +718,7 @@ class HttpsServer::Loop {
   void settle_input(Connection &c) {
     const size_t keep = std::max(c.in.size(), allowance_) - allowance_;
     if (keep < c.taken) {
-      server_.budget_->give_back(c.taken - keep, c.taken_large);
+      server_.budget_->give_back(c.taken - keep, c.taken_large, c.client);
       c.taken = keep;
       c.reserved = allowance_ + keep;
       if (c.in.capacity() > c.reserved) c.in.shrink_to_fit();
@@ -688,8 +733,9 @@ class HttpsServer::Loop {
     settle_input(c);
     if (!c.in.empty()) c.request_started = now;
     ++c.requests;
-    const bool close_after =
-        !keep_alive || server_.stopping_ || c.requests >= server_.config_.max_requests_per_connection;
+    const bool close_after = !keep_alive || server_.stopping_ ||
+                             c.requests >= server_.config_.max_requests_per_connection ||
+                             (c.input_ended && c.in.empty());
     send_reply(c, reply, head, close_after, now);
   }
 
@@ -713,13 +759,13 @@ class HttpsServer::Loop {
   void charge_answer(Connection &c) {
     const size_t over = c.out.capacity() > kAnswerAllowance ? c.out.capacity() - kAnswerAllowance : 0;
     if (over <= c.answer_taken) return;
-    server_.budget_->take_anyway(over - c.answer_taken);
+    server_.budget_->take_anyway(over - c.answer_taken, c.client);
     c.answer_taken = over;
   }
 
   void release_answer(Connection &c) {
     if (c.answer_taken == 0) return;
-    server_.budget_->give_back(c.answer_taken, false);
+    server_.budget_->give_back(c.answer_taken, false, c.client);
     c.answer_taken = 0;
     server_.budget_returned();
   }
@@ -791,9 +837,11 @@ class HttpsServer::Loop {
     const int fd = c.fd;
     server_.release_client(c.client);
     release_hold(c);
-    if (c.taken > 0) server_.budget_->give_back(c.taken, c.taken_large);
-    if (c.answer_taken > 0) server_.budget_->give_back(c.answer_taken, false);
-    if (c.taken > 0 || c.answer_taken > 0) server_.budget_returned();
+    // The budget goes back the way it does after every request, so there is
+    // one place that knows how: with no input left, all taken for it.
+    c.in.clear();
+    settle_input(c);
+    release_answer(c);
     epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
     c.ssl.reset();
     close(fd);
@@ -908,9 +956,14 @@ HttpsServer::HttpsServer(HttpsServerConfig config, std::shared_ptr<TlsContext> t
   if (config_.max_connections_per_client == 0)
     config_.max_connections_per_client = std::max<size_t>(1, config_.max_connections / 2);
   workers_ = std::make_unique<WorkerPool>(config_.max_blocking_workers, std::chrono::seconds(30));
-  // A quarter of the budget is kept for ordinary reviews (up to 1 MiB).
-  budget_ = std::make_unique<ByteBudget>(config_.max_buffered_bytes, kOrdinaryRequest,
-                                         config_.max_buffered_bytes / 4);
+  // A quarter of the budget is kept for ordinary reviews (up to 1 MiB), and
+  // by default one client address may hold half of it, so that it leaves
+  // the other half to kube-apiserver whatever the size of its bodies.
+  if (config_.max_buffered_bytes_per_client == 0)
+    config_.max_buffered_bytes_per_client = std::max<size_t>(1, config_.max_buffered_bytes / 2);
+  budget_ =
+      std::make_unique<ByteBudget>(config_.max_buffered_bytes, kOrdinaryRequest,
+                                   config_.max_buffered_bytes / 4, config_.max_buffered_bytes_per_client);
   MetricsRegistry &m = metrics();
   const char *refused_help = "Connections closed at once: at a connection limit with nothing stale to close.";
   refused_ =
@@ -1053,6 +1106,8 @@ void HttpsServer::bind() {
     // must fail to start instead of silently sharing it.
     int yes = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketReceiveBuffer, sizeof kSocketReceiveBuffer);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketSendBuffer, sizeof kSocketSendBuffer);
     if (a->ai_family == AF_INET6) {
       int no = 0;
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);

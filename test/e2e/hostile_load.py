@@ -3,7 +3,7 @@
 
   hostile_load.py attack --port P --ca CA --pid PID --review FILE [--big-review FILE] --path PATH
       [--connections 60] [--body-size 7340000] [--modes fast,slow,chunked]
-      [--seconds 20] [--sources 127.0.0.2,127.0.0.3] [--settle 5]
+      [--seconds 20] [--sources 127.0.0.2,127.0.0.3] [--settle 5] [--late-after 1]
   hostile_load.py uploads --port P --ca CA --pid PID [--count 5] [--body-size N] [--chunked]
   hostile_load.py cpu --port P --ca CA --pid PID [--body-size 7340000] [--count 5]
 
@@ -13,13 +13,16 @@ announcing a body of BODY_SIZE bytes and sending all of it but the last byte,
 then holding until the server cuts it off; then again, until SECONDS have
 passed. fast sends as fast as the server reads, slow 16 KiB every 0.5 s,
 chunked the same body as 64 KiB chunks without the last one. Meanwhile a
-separate process sends the review in FILE to PATH over keep-alive (every
-tenth time the one in --big-review, if given) and checks each answer (200,
-the same uid), and probes /healthz with a new
-connection every 0.25 s. Prints one JSON object: the server's RSS before,
-at its peak (VmHWM, reset before the attack) and SETTLE seconds after, the
-legitimate client's answers and latency, the probes, and what the hostile
-connections managed.
+separate process sends the review in FILE to PATH over keep-alive from
+127.0.0.1 (every tenth time the one in --big-review, if given) and checks
+each answer (200, the same uid; answered after more than LATE_AFTER seconds
+is late), and probes /healthz with a new connection every 0.25 s. Prints
+one JSON object: the server's RSS before, at its peak (VmHWM, reset before
+the attack) and SETTLE seconds after; the kernel memory of its sockets
+(receive and send queues with what the kernel set aside for them, `ss -tm`:
+r + w + f, charged to the pod's memory cgroup like RSS) at its sampled peak
+and after; the legitimate client's answers and latency, the probes, and
+what the hostile connections managed.
 
 uploads: COUNT clients at once each send one whole body of BODY_SIZE bytes to
 /healthz (405 once read), with Content-Length or --chunked, and report the
@@ -33,9 +36,11 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import socket
 import ssl
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -49,6 +54,19 @@ def status_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def socket_kib(port):
+    """Kernel memory of the TCP sockets whose local port is PORT (the
+    server's): what ss -tm shows as r (receive queue), w (send queue) and f
+    (set aside for them), all charged to the owner's memory cgroup."""
+    out = subprocess.run(["ss", "-tmnH", "state", "all", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    total = 0
+    for skmem in re.findall(r"skmem:\(([^)]*)\)", out):
+        fields = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", skmem)}
+        total += fields.get("r", 0) + fields.get("w", 0) + fields.get("f", 0)
+    return total // 1024
 
 
 def cpu_seconds(pid):
@@ -93,7 +111,7 @@ def post_body(s, size, chunked, piece):
 # --- the legitimate side: its own process, so the attack's event loop does
 # not add to its latency.
 
-def legit(port, ca, review_files, path, stop_at, out):
+def legit(port, ca, review_files, path, stop_at, late_after, out):
     requests = []
     for review_file in review_files:
         body = open(review_file, "rb").read()
@@ -103,7 +121,7 @@ def legit(port, ca, review_files, path, stop_at, out):
     sent = 0
     big_answered = 0
     ctx = context(ca)
-    latencies, failures, errors = [], 0, []
+    latencies, failures, late, errors = [], 0, 0, []
     probes_ok, probes_failed = 0, 0
     next_probe = 0.0
     s, buf = None, b""
@@ -134,6 +152,7 @@ def legit(port, ca, review_files, path, stop_at, out):
             s.sendall(req)
             status, answer, buf = read_response(s, buf)
             latencies.append(time.perf_counter() - t0)
+            late += latencies[-1] > late_after
             big_answered += big and status == 200
             review = json.loads(answer) if status == 200 else {}
             if status != 200 or review.get("response", {}).get("uid") != uid:
@@ -154,7 +173,8 @@ def legit(port, ca, review_files, path, stop_at, out):
     latencies.sort()
     q = lambda f: round(1000 * latencies[min(len(latencies) - 1, int(f * len(latencies)))], 2) if latencies else None
     out.put({"reviews": len(latencies) + failures - sum(1 for e in errors if e.startswith("review: HTTP")),
-             "failed": failures, "big_reviews": big_answered, "p50_ms": q(0.50), "p99_ms": q(0.99), "max_ms": q(1.0),
+             "failed": failures, "late": late, "big_reviews": big_answered,
+             "p50_ms": q(0.50), "p99_ms": q(0.99), "max_ms": q(1.0),
              "healthz_ok": probes_ok, "healthz_failed": probes_failed, "errors": errors[:5]})
 
 
@@ -228,9 +248,11 @@ def attack(args):
     stop_at = time.time() + args.seconds
     out = multiprocessing.Queue()
     reviews = [args.review] + ([args.big_review] if args.big_review else [])
-    good = multiprocessing.Process(target=legit, args=(args.port, args.ca, reviews, args.path, stop_at, out))
+    good = multiprocessing.Process(target=legit,
+                                   args=(args.port, args.ca, reviews, args.path, stop_at, args.late_after, out))
     good.start()
     peak_sampled = [0]
+    socket_peak = [0]
 
     def sample():
         while time.time() < stop_at + 1:
@@ -239,6 +261,12 @@ def attack(args):
             except OSError:
                 return
             time.sleep(0.05)
+
+    def sample_sockets():  # ss takes a while over many sockets: every 0.2 s
+        while time.time() < stop_at + 1:
+            socket_peak[0] = max(socket_peak[0], socket_kib(args.port))
+            time.sleep(0.2)
+    threading.Thread(target=sample_sockets, daemon=True).start()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     tally = asyncio.run(attack_all(args, stop_at))
@@ -250,6 +278,8 @@ def attack(args):
         "rss_idle_mib": round(rss_idle / 1024, 1),
         "rss_peak_mib": round(peak / 1024, 1),
         "rss_after_mib": round(status_kib(pid, "VmRSS") / 1024, 1),
+        "socket_peak_mib": round(socket_peak[0] / 1024, 2),
+        "socket_after_mib": round(socket_kib(args.port) / 1024, 2),
         "settle_seconds": args.settle,
         "legit": legit_result,
         "hostile": {"connections": args.connections, "opened": tally.connections,
@@ -324,6 +354,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--sources", default="127.0.0.2,127.0.0.3")
     ap.add_argument("--settle", type=float, default=5)
+    ap.add_argument("--late-after", type=float, default=1.0, help="seconds after which an answer is late")
     ap.add_argument("--count", type=int, default=5)
     ap.add_argument("--chunked", action="store_true")
     args = ap.parse_args()

@@ -16,9 +16,11 @@
 
 Prints one line; exits 0 when the server behaved as it should.
 """
+import asyncio
 import base64
 import http.client
 import json
+import re
 import socket
 import ssl
 import sys
@@ -101,18 +103,34 @@ def main():
         return ok == count
     if cmd == "pipeline-slow-reader":
         # Many pipelined requests while not reading: the answers back up
-        # until the server must wait to write; then every one must come.
+        # until the server must wait to write (and so stops reading); then
+        # every one must come. The requests are written as the server takes
+        # them (asyncio), not in one blocking write: once the server stops
+        # reading, the rest can only go after the answers are read, as with
+        # any server whose buffers are bounded.
         port, ca, body_file, path, count = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
         body = open(body_file, "rb").read()
         req = (f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-        s = tls(port, ca, rcvbuf=4096)
-        s.sendall(req * count)
-        time.sleep(1)
-        buf, ok = b"", 0
-        for _ in range(count):
-            status, _, buf = read_response(s, buf)
-            ok += status == 200
+
+        async def slow_reader():
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: sets the window
+            s.connect(("127.0.0.1", int(port)))
+            reader, writer = await asyncio.open_connection(sock=s, ssl=ssl.create_default_context(cafile=ca),
+                                                           server_hostname="localhost")
+            writer.write(req * count)
+            await asyncio.sleep(1)
+            ok = 0
+            for _ in range(count):
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+                await asyncio.wait_for(reader.readexactly(length), 10)
+                ok += head.startswith(b"HTTP/1.1 200 ")
+            writer.close()
+            return ok
+
+        ok = asyncio.run(slow_reader())
         print(f"{ok} of {count} answered")
         return ok == count
     if cmd == "slow":

@@ -97,6 +97,10 @@ TEST_CASE("the buffer budget is a size", "[cli]") {
   CHECK(parse({"--max-buffered-size", "64MiB"}).server.max_buffered_bytes == 64u << 20);
   CHECK(parse({}).server.max_buffered_bytes == 32u << 20);
   CHECK_THAT(error_of({"--max-buffered-size", "lots"}), Catch::Contains("--max-buffered-size"));
+  // One client's share of it: half by default (0 here, decided by the server).
+  CHECK(parse({"--max-buffered-size-per-client", "4MiB"}).server.max_buffered_bytes_per_client == 4u << 20);
+  CHECK(parse({}).server.max_buffered_bytes_per_client == 0);
+  CHECK_THAT(error_of({"--max-buffered-size-per-client", "0"}), Catch::Contains("more than 0"));
 }
 
 TEST_CASE("called as kubectl-hci_admission, the program names itself as the kubectl plugin", "[cli]") {

@@ -1,10 +1,12 @@
 // The HTTPS server's connection handling, over real sockets and verified
 // TLS: keep-alive, pipelining, the per-connection request limit, a client
 // that never finishes its request, a client that does not trust the
-// certificate, and stopping.
+// certificate, a client that closes its side right after its request,
+// what dropped connections give back of the buffer budget, and stopping.
 #include "hci_admission/net/https_server.hpp"
 #include "hci_admission/certs/cert_issuer.hpp"
 #include "hci_admission/obs/logging.hpp"
+#include "hci_admission/obs/metrics.hpp"
 #include "tls_fixture.hpp"
 
 #include <catch2/catch.hpp>
@@ -91,6 +93,22 @@ class RunningServer {
 std::string post(const std::string &path, const std::string &body) {
   return "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// What the server holds of its buffer budget, from /metrics' gauge.
+double buffered_bytes() {
+  const std::string text = metrics().render();
+  const std::string name = "\nhci_admission_buffered_bytes ";
+  const size_t at = text.find(name);
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size()));
+}
+
+// Waits for the server's loop to get the budget to a state; gives up (and
+// the CHECK after it fails) after ten seconds.
+template <typename Condition>
+bool eventually(Condition condition) {
+  for (int i = 0; i < 1000 && !condition(); ++i) std::this_thread::sleep_for(10ms);
+  return condition();
 }
 
 }  // namespace
@@ -184,6 +202,56 @@ TEST_CASE("https server: bad requests get their status and do not reach the hand
   REQUIRE(second.send("GET /x HTTP/2.0\r\n\r\n"));
   CHECK_THAT(second.read_responses(1), Catch::StartsWith("HTTP/1.1 505"));
   CHECK(s.handled() == 0);
+}
+
+TEST_CASE("https server: a request sent with close_notify right behind it is answered", "[server]") {
+  RunningServer s;
+  SECTION("one request") {
+    test_support::TlsClient client(s.port(), s.ca());
+    REQUIRE(client.send_and_close_notify(post("/last", "x")));
+    const std::string answer = client.read_responses(1);
+    CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 200 OK\r\n"));
+    CHECK_THAT(answer, Catch::Contains("Connection: close"));
+    CHECK_THAT(answer, Catch::EndsWith("POST /last x"));
+    CHECK(client.closed_by_server());
+  }
+  SECTION("pipelined requests, one finished on a worker") {
+    test_support::TlsClient client(s.port(), s.ca());
+    REQUIRE(client.send_and_close_notify(post("/1", "a") + post("/worker", "b") + post("/3", "c")));
+    const std::string answers = client.read_responses(3);
+    const size_t one = answers.find("POST /1 a"), two = answers.find("worker: POST /worker b"),
+                 three = answers.find("POST /3 c");
+    REQUIRE(three != std::string::npos);
+    CHECK(one < two);
+    CHECK(two < three);
+    CHECK(client.closed_by_server());
+  }
+  SECTION("a request cut short by it is not answered, and the connection closes") {
+    test_support::TlsClient client(s.port(), s.ca());
+    REQUIRE(client.send_and_close_notify(post("/whole", "1") +
+                                         "POST /half HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"));
+    const std::string answers = client.read_responses(2);
+    CHECK_THAT(answers, Catch::EndsWith("POST /whole 1"));
+    CHECK(client.closed_by_server());
+    CHECK(s.handled() == 1);
+  }
+}
+
+TEST_CASE("https server: dropped connections give back all they held of the budget", "[server]") {
+  RunningServer s;
+  REQUIRE(buffered_bytes() == 0);
+  {
+    // A body being read holds all its room from the budget...
+    test_support::TlsClient uploading(s.port(), s.ca());
+    REQUIRE(uploading.send("POST /up HTTP/1.1\r\nContent-Length: 300000\r\n\r\n" + std::string(1000, 'a')));
+    CHECK(eventually([] { return buffered_bytes() >= 280000; }));
+    // ...and an answer its client does not read holds what it takes past
+    // the answer allowance (the answer echoes the 1 MB body).
+    test_support::TlsClient not_reading(s.port(), s.ca(), 4096);
+    REQUIRE(not_reading.send(post("/echo", std::string(1000000, 'b'))));
+    CHECK(eventually([] { return buffered_bytes() >= 280000 + 900000; }));
+  }  // both close
+  CHECK(eventually([] { return buffered_bytes() == 0; }));
 }
 
 TEST_CASE("https server: stop() ends serve() and closes the listener", "[server]") {

@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,16 +44,19 @@ inline void write_pair(const std::string &dir, const std::string &cert, const st
 }
 
 // One TLS connection to 127.0.0.1:port, verifying the server's certificate
-// against `ca_pem` and the name "localhost".
+// against `ca_pem` and the name "localhost"; a small `rcvbuf` (bytes) keeps
+// what the server sends waiting on its side while this client does not read.
 class TlsClient {
  public:
-  TlsClient(int port, const std::string &ca_pem) : ctx_(SSL_CTX_new(TLS_client_method())) {
+  TlsClient(int port, const std::string &ca_pem, int rcvbuf = 0) : ctx_(SSL_CTX_new(TLS_client_method())) {
     hci_admission::X509StorePtr store(X509_STORE_new());
     for (const auto &cert : hci_admission::read_pem_certificates(ca_pem))
       X509_STORE_add_cert(store.get(), cert.get());
     SSL_CTX_set_cert_store(ctx_.get(), store.release());
     SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
     fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0)
+      setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);  // before connect: the window
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -76,6 +80,15 @@ class TlsClient {
   bool send(const std::string &bytes) {
     return connected_ && SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) ==
                              static_cast<int>(bytes.size());
+  }
+  // Sends `bytes` and then close_notify in the same TCP segment, as a client
+  // does that writes its request and closes its side at once.
+  bool send_and_close_notify(const std::string &bytes) {
+    int on = 1, off = 0;
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    const bool sent = send(bytes) && SSL_shutdown(ssl_.get()) >= 0;
+    setsockopt(fd_, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    return sent;
   }
   // Reads until `responses` HTTP responses (each with Content-Length) have
   // arrived or the connection closes; returns what was read.

@@ -169,6 +169,9 @@ struct HttpsServerConfig {
   // (the header limit for a request, 16 KiB for an answer): bodies being
   // read and answers not yet written. See ByteBudget.
   size_t max_buffered_bytes = 32u << 20;
+  // What one client address may hold of it; 0: half of max_buffered_bytes,
+  // so that one address sending many bodies cannot keep others waiting.
+  size_t max_buffered_bytes_per_client = 0;
   std::chrono::milliseconds idle_timeout{120000};
   std::chrono::milliseconds read_timeout{10000};  // for a whole request, first byte to last
   std::chrono::milliseconds write_timeout{10000};
