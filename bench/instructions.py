@@ -14,7 +14,7 @@ in ../shared/bench/compare.py) is measured the same way, with the same 6 KB
 body, as the yardstick.
 
   bench/instructions.py [--reviews 200] [--warmup 20] [--only csi,nginx]
-                        [--keep DIR] [--out FILE]
+                        [--keep DIR] [--out FILE] [--binary PATH]
 
 --keep DIR leaves both runs' callgrind files in DIR (callgrind.LABEL.warmup
 and .full), for callgrind_annotate: a function's count in .full less its
@@ -81,6 +81,9 @@ def listening(port):
         return any(want in line and line.split()[3] == "0A" for line in f)
 
 
+BINARY = os.path.join(ROOT, "build", "hci-admission")
+
+
 def start(label, port, work, out_file):
     grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
     if label == "nginx":
@@ -94,7 +97,7 @@ http {{ access_log off; client_body_temp_path {work};
             f.write(conf)
         cmd = grind + ["nginx", "-c", f"{work}/nginx.conf"]
     else:
-        cmd = grind + [os.path.join(ROOT, "build", "hci-admission"), "--cert-dir", f"{work}/certs",
+        cmd = grind + [BINARY, "--cert-dir", f"{work}/certs",
                        "--port", str(port), "--bind", "127.0.0.1", "--threads", "1",
                        "--log-level", "warn", "--shutdown-delay", "0s", "--cert-reload-interval", "1h",
                        "--cluster-state", os.path.join(ROOT, "test", "fixtures", "cluster")]
@@ -148,7 +151,11 @@ def main():
     ap.add_argument("--only", default=",".join(t[0] for t in TARGETS))
     ap.add_argument("--keep", help="folder for the callgrind files of both runs")
     ap.add_argument("--out", help="also write the table to this file")
+    ap.add_argument("--binary", help="the server to measure (default build/hci-admission)")
     a = ap.parse_args()
+    if a.binary:
+        global BINARY
+        BINARY = os.path.abspath(a.binary)
     for tool in ("valgrind", "nginx"):
         if not shutil.which(tool):
             sys.exit(f"needs {tool} (scripts/install-deps.sh --bench)")
