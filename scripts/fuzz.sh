@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=${2:-build-asan}
 out=$build/fuzz-run
-targets=(review guard http kubeconfig list drain)
+targets=(review guard http kubeconfig list drain json)
 for t in "${targets[@]}"; do
   [ -x "$build/test/fuzz/fuzz_$t" ] || { echo "fuzz_$t: not built; configure $build with -Dfuzz=true" >&2; exit 2; }
   mkdir -p "$out/corpus/$t"
@@ -18,6 +18,7 @@ done
 for f in test/fixtures/e2e/*.json; do
   jq -c .review "$f" >"$out/corpus/review/$(basename "$f")"
   cp "$out/corpus/review/$(basename "$f")" "$out/corpus/guard/"
+  cp "$out/corpus/review/$(basename "$f")" "$out/corpus/json/"
 done
 for f in test/fixtures/cluster/*.json test/fixtures/cluster-active-volume.json; do
   jq -c 'if .items then . else {kind: "List", items: [.]} end | .metadata = {continue: "abc"}' "$f" \

@@ -152,6 +152,8 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
     parsed.emplace(body);
   } catch (const JsonSyntaxError &e) {
     throw ReviewError(std::string("request body is not valid JSON: ") + e.what());
+  } catch (const JsonTooLarge &e) {
+    throw ReviewError(std::string("request body cannot be read: ") + e.what());
   }
   const dom::element doc = parsed->root();
   if (!doc.is_object()) throw ReviewError("request body is not a JSON object");

@@ -9,9 +9,33 @@ namespace dom = simdjson::dom;
 namespace {
 
 // Documents up to this size are parsed by the thread's own parser, which
-// keeps its memory for the next one: the ordinary review, and the ordinary
-// LIST page item (as kOrdinaryRequest in the HTTPS server).
-constexpr size_t kKeptCapacity = 1u << 20;
+// keeps its memory for the next one (simdjson sizes it for the worst case,
+// about 15 bytes a byte of capacity: about 1 MiB a thread); a larger one
+// gets a parser of its own, freed with it. A 6 KB review is the usual.
+constexpr size_t kKeptCapacity = 64u << 10;
+
+// What simdjson may touch for one document: the padded copy and the
+// unescaped strings (up to twice the text), and about 24 bytes a value
+// (index and tape: 6.7 MiB of zeros, 3.35 million values, took 87 MiB).
+// A document over kKeptCapacity has its values counted first and is
+// refused past this limit, which no memory budget would otherwise cover.
+// An ordinary 3 MiB UPDATE review (two 1.5 MiB objects, etcd's limit, a
+// value every 8 bytes) needs about 15 MiB.
+constexpr size_t kParseMemoryLimit = 32u << 20;
+
+// A syntax error's byte is found again by nlohmann's parser, at 20 to 35 ns
+// a byte: only for documents up to this size, so that an invalid 7 MiB
+// body costs no more than reading it (the tail of a message beyond it says
+// nothing where).
+constexpr size_t kLocatedErrors = 64u << 10;
+
+// Structural characters, an upper bound on the values (those in strings
+// count too).
+size_t structural_characters(std::string_view text) {
+  size_t n = 0;
+  for (const char c : text) n += (c == ',') | (c == ':') | (c == '[') | (c == '{');
+  return n;
+}
 
 struct ThreadParser {
   std::unique_ptr<dom::parser> parser;
@@ -47,6 +71,10 @@ class ErrorFinder : public nlohmann::json_sax<nlohmann::json> {
       message = "number out of range";
     } else {
       message = colon == std::string::npos ? what : what.substr(colon + 2);
+      // "; last read: '...'" would echo the client's text, of any length
+      // and any bytes, into the answer and the log.
+      const size_t echo = message.find("; last read:");
+      if (echo != std::string::npos) message.resize(echo);
     }
     return false;
   }
@@ -59,9 +87,11 @@ class ErrorFinder : public nlohmann::json_sax<nlohmann::json> {
     throw JsonSyntaxError("JSON nested too deeply (more than " + std::to_string(max_depth) + " levels)",
                           JsonSyntaxError::npos);
   }
-  ErrorFinder finder;
-  nlohmann::json::sax_parse(text.begin(), text.end(), &finder);
-  if (!finder.message.empty()) throw JsonSyntaxError(finder.message, finder.offset);
+  if (text.size() <= kLocatedErrors) {
+    ErrorFinder finder;
+    nlohmann::json::sax_parse(text.begin(), text.end(), &finder);
+    if (!finder.message.empty()) throw JsonSyntaxError(finder.message, finder.offset);
+  }
   if (code == simdjson::NUMBER_ERROR) {
     throw JsonSyntaxError("number out of range (an integer beyond 64 bits)", JsonSyntaxError::npos);
   }
@@ -71,6 +101,15 @@ class ErrorFinder : public nlohmann::json_sax<nlohmann::json> {
 }  // namespace
 
 ParsedJson::ParsedJson(std::string_view text, size_t max_depth) {
+  if (text.size() > kKeptCapacity) {
+    const size_t structurals = structural_characters(text);
+    if (2 * text.size() + 24 * structurals > kParseMemoryLimit) {
+      throw JsonTooLarge(std::to_string(structurals) + " values in " + std::to_string(text.size()) +
+                         " bytes would take more than " + std::to_string(kParseMemoryLimit >> 20) +
+                         " MiB to read");
+    }
+  }
+  if (text.empty()) text = "";  // simdjson copies from the pointer even for no bytes
   if (text.size() <= kKeptCapacity && !thread_parser.in_use) {
     if (!thread_parser.parser) thread_parser.parser = std::make_unique<dom::parser>();
     parser_ = thread_parser.parser.get();

@@ -116,7 +116,7 @@ void append_json_string(std::string &out, std::string_view text) {
   out.resize(at + 2 + static_cast<size_t>(stop - p));
   char *o = out.data() + at;
   *o++ = '"';
-  std::memcpy(o, p, static_cast<size_t>(stop - p));
+  if (stop != p) std::memcpy(o, p, static_cast<size_t>(stop - p));
   if (stop == end) {
     out.back() = '"';
     return;

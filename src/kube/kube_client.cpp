@@ -118,6 +118,8 @@ void parse_list_page(std::string_view body, const FieldMask &mask, const std::st
       return std::make_unique<ParsedJson>(body);
     } catch (const JsonSyntaxError &e) {
       throw ClusterReadError(what + ": the answer is not JSON (" + e.what() + ")");
+    } catch (const JsonTooLarge &e) {
+      throw ClusterReadError(what + ": the answer cannot be read (" + e.what() + ")");
     }
   }();
   const dom::element doc = parsed->root();
@@ -140,8 +142,12 @@ void parse_list_page(std::string_view body, const FieldMask &mask, const std::st
   }
   if (!page_items && !empty_list) throw ClusterReadError(what + ": the answer is not a list (no items)");
   on_continue(next);
-  if (page_items) {
-    for (const dom::element v : *page_items) item(mask.extract(v));
+  try {
+    if (page_items) {
+      for (const dom::element v : *page_items) item(mask.extract(v));
+    }
+  } catch (const std::exception &e) {  // the sink's, or no memory: never a bare exception to the policy
+    throw ClusterReadError(what + ": an item cannot be read (" + e.what() + ")");
   }
 }
 

@@ -196,3 +196,32 @@ TEST_CASE("numbers beyond a double or 64 bits are refused, and every accepted nu
     CHECK_THAT(e.what(), Catch::Contains("number out of range"));
   }
 }
+
+TEST_CASE("an error echoes nothing of the text, and large documents are bounded", "[json_scan]") {
+  // nlohmann's "last read: '...'" would carry the client's bytes, of any
+  // length, into the answer and the log.
+  const std::string bad = "[\"" + std::string(40000, 'x') + "\x01\"]";
+  try {
+    const ParsedJson parsed(bad);
+    FAIL("no error");
+  } catch (const JsonSyntaxError &e) {
+    CHECK(std::string(e.what()).size() < 200);
+    CHECK(std::string(e.what()).find("xxx") == std::string::npos);
+    CHECK(e.offset() != JsonSyntaxError::npos);
+  }
+  // Past 64 KiB an error is not placed (finding the byte again would cost
+  // many times the reading), but still refused.
+  const std::string big_bad = "[\"" + std::string(100000, 'x') + "\x01\"]";
+  CHECK_THROWS_AS(ParsedJson(big_bad), JsonSyntaxError);
+  // A document so dense with values that indexing it would take over 32 MiB
+  // is refused before any of it is indexed; as large a document of long
+  // strings, as an ordinary big object is, is read.
+  std::string dense = "[0";
+  for (size_t i = 0; i < (2u << 20); ++i) dense += ",0";
+  dense += "]";
+  CHECK_THROWS_AS(ParsedJson(dense), JsonTooLarge);
+  const std::string sparse = "{\"data\":\"" + std::string(3u << 20, 'y') + "\",\"n\":[1,2,3]}";
+  const ParsedJson parsed(sparse);
+  CHECK(to_json(parsed.root())["n"].size() == 3);
+  CHECK_THROWS_AS(ParsedJson(std::string_view()), JsonSyntaxError);
+}

@@ -89,7 +89,9 @@ bool operator<(const std::string &a, const S &b) {
 }
 template <class S, IfJsonString<S> = 0>
 std::string operator+(const std::string &a, const S &b) {
-  return a + std::string_view(b).data();
+  std::string out(a);
+  out.append(b.data(), b.size());
+  return out;
 }
 
 // The value as compact JSON text in a std::string (Json::dump() gives a

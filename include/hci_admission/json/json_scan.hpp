@@ -42,16 +42,25 @@ class JsonSyntaxError : public std::runtime_error {
   size_t offset_;
 };
 
+// A document whose values would take more memory to index than one
+// request may have (ParsedJson says how much).
+class JsonTooLarge : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // One checked, indexed document. Throws JsonSyntaxError unless `text` is
 // exactly one JSON value (RFC 8259) in valid UTF-8, nested at most
 // `max_depth` deep, whose numbers fit a 64-bit integer or a double (Go's
 // decoder and nlohmann hold no more; kube-apiserver never writes more).
 //
-// Each thread keeps one parser for documents up to 1 MiB and reuses it, so
-// an ordinary review allocates nothing here; a larger document gets a
-// parser of its own, freed with it (simdjson sizes its index for the worst
-// case, several times the document). The views it hands out live as long
-// as it does.
+// Throws JsonTooLarge for a document over 64 KiB so dense with values that
+// indexing it would take over 32 MiB. Each thread keeps one parser for
+// documents up to 64 KiB and reuses it, so an ordinary review allocates
+// nothing here; a larger document gets a parser of its own, freed with it
+// (simdjson sizes its index for the worst case, several times the
+// document). A syntax error names its byte for documents up to 64 KiB.
+// The views it hands out live as long as it does.
 class ParsedJson {
  public:
   explicit ParsedJson(std::string_view text, size_t max_depth = 512);
