@@ -100,24 +100,23 @@ class ErrorFinder : public nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
-ParsedJson::ParsedJson(std::string_view text, size_t max_depth) {
-  if (text.size() > kKeptCapacity) {
-    const size_t structurals = structural_characters(text);
-    if (2 * text.size() + 24 * structurals > kParseMemoryLimit) {
-      throw JsonTooLarge(std::to_string(structurals) + " values in " + std::to_string(text.size()) +
-                         " bytes would take more than " + std::to_string(kParseMemoryLimit >> 20) +
-                         " MiB to read");
-    }
+namespace {
+
+// Refuses a large document too dense with values to index within the limit.
+void check_parse_memory(std::string_view text) {
+  if (text.size() <= kKeptCapacity) return;
+  const size_t structurals = structural_characters(text);
+  if (2 * text.size() + 24 * structurals > kParseMemoryLimit) {
+    throw JsonTooLarge(std::to_string(structurals) + " values in " + std::to_string(text.size()) +
+                       " bytes would take more than " + std::to_string(kParseMemoryLimit >> 20) +
+                       " MiB to read");
   }
+}
+
+}  // namespace
+
+void ParsedJson::parse(std::string_view text, size_t max_depth) {
   if (text.empty()) text = "";  // simdjson copies from the pointer even for no bytes
-  if (text.size() <= kKeptCapacity && !thread_parser.in_use) {
-    if (!thread_parser.parser) thread_parser.parser = std::make_unique<dom::parser>();
-    parser_ = thread_parser.parser.get();
-    uses_thread_parser_ = true;
-  } else {
-    own_ = std::make_unique<dom::parser>();
-    parser_ = own_.get();
-  }
   if (parser_->max_depth() != max_depth &&
       parser_->allocate(std::max(parser_->capacity(), text.size()), max_depth) != simdjson::SUCCESS) {
     throw std::bad_alloc();
@@ -126,11 +125,41 @@ ParsedJson::ParsedJson(std::string_view text, size_t max_depth) {
   // past the end, which the caller's buffer need not have.
   const simdjson::error_code error = parser_->parse(text.data(), text.size(), true).error();
   if (error != simdjson::SUCCESS) fail(text, error, max_depth);
+}
+
+ParsedJson::ParsedJson(std::string_view text, size_t max_depth) {
+  check_parse_memory(text);
+  if (text.size() <= kKeptCapacity && !thread_parser.in_use) {
+    if (!thread_parser.parser) thread_parser.parser = std::make_unique<dom::parser>();
+    parser_ = thread_parser.parser.get();
+    uses_thread_parser_ = true;
+  } else {
+    own_ = std::make_unique<dom::parser>();
+    parser_ = own_.get();
+  }
+  parse(text, max_depth);
   if (uses_thread_parser_) thread_parser.in_use = true;
 }
 
+ParsedJson::ParsedJson(std::string_view text, JsonReader &reader, size_t max_depth) {
+  check_parse_memory(text);
+  if (reader.in_use_) {
+    own_ = std::make_unique<dom::parser>();
+    parser_ = own_.get();
+  } else {
+    parser_ = reader.parser_.get();
+    reader_ = &reader;
+  }
+  parse(text, max_depth);
+  if (reader_ != nullptr) reader_->in_use_ = true;
+}
+
+JsonReader::JsonReader() : parser_(std::make_unique<dom::parser>()) {}
+JsonReader::~JsonReader() = default;
+
 ParsedJson::~ParsedJson() {
   if (uses_thread_parser_) thread_parser.in_use = false;
+  if (reader_ != nullptr) reader_->in_use_ = false;
 }
 
 dom::element ParsedJson::root() const { return parser_->doc.root(); }

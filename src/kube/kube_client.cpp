@@ -111,11 +111,12 @@ std::string status_message(const std::string &body) {
 
 void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
                      const std::function<void(Json &&)> &item,
-                     const std::function<void(const std::string &)> &on_continue) {
+                     const std::function<void(const std::string &)> &on_continue, JsonReader *reader) {
   namespace dom = simdjson::dom;
   const auto parsed = [&] {
     try {
-      return std::make_unique<ParsedJson>(body);
+      return reader != nullptr ? std::make_unique<ParsedJson>(body, *reader)
+                               : std::make_unique<ParsedJson>(body);
     } catch (const JsonSyntaxError &e) {
       throw ClusterReadError(what + ": the answer is not JSON (" + e.what() + ")");
     } catch (const JsonTooLarge &e) {
@@ -375,6 +376,7 @@ void LiveClusterView::list_each(const ResourceRef &r, const std::vector<std::str
 
   bool restarted = false;
   bool continued = false;
+  JsonReader reader;  // one parser for all the pages
   ApiReply page = fetch("");
   for (;;) {
     if (page.status == 410 && continued && !restarted) {
@@ -392,10 +394,13 @@ void LiveClusterView::list_each(const ResourceRef &r, const std::vector<std::str
     std::future<ApiReply> next_page;
     // The next page is fetched while this one is taken apart: the two take
     // about as long, and the API server works meanwhile.
-    parse_list_page(page.body, mask, what, sink.item, [&](const std::string &token) {
-      next = token;
-      if (!next.empty()) next_page = std::async(std::launch::async, fetch, next);
-    });
+    parse_list_page(
+        page.body, mask, what, sink.item,
+        [&](const std::string &token) {
+          next = token;
+          if (!next.empty()) next_page = std::async(std::launch::async, fetch, next);
+        },
+        &reader);
     if (next.empty()) break;
     page = next_page.get();
     continued = true;

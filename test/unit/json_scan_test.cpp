@@ -225,3 +225,20 @@ TEST_CASE("an error echoes nothing of the text, and large documents are bounded"
   CHECK(to_json(parsed.root())["n"].size() == 3);
   CHECK_THROWS_AS(ParsedJson(std::string_view()), JsonSyntaxError);
 }
+
+TEST_CASE("a JsonReader serves a run of documents, one at a time", "[json_scan]") {
+  JsonReader reader;
+  for (int i = 0; i < 3; ++i) {
+    const std::string text =
+        "{\"page\":" + std::to_string(i) + ",\"items\":[\"" + std::string(100000, 'x') + "\"]}";
+    const ParsedJson page(text, reader);
+    CHECK(to_json(page.root())["page"] == i);
+    // While a page is open, another document on the same reader gets its own parser.
+    const ParsedJson other("[1]", reader);
+    CHECK(to_json(other.root()) == Json::parse("[1]"));
+    CHECK(to_json(page.root())["page"] == i);
+  }
+  CHECK_THROWS_AS(ParsedJson("[1,]", reader), JsonSyntaxError);
+  const ParsedJson after("{}", reader);  // a failed parse leaves the reader free
+  CHECK(to_json(after.root()) == Json::object());
+}

@@ -42,10 +42,12 @@ struct KubeCredentials {
 // to `item` one by one. `on_continue` gets the continue token ("" on the
 // last page) before the items are taken apart, so the next page can be
 // fetched meanwhile. Throws ClusterReadError("<what>: ...") for anything
-// that is not a list.
+// that is not a list. `reader`, when given, is the parser kept for the
+// list's pages one after another.
 void parse_list_page(std::string_view body, const FieldMask &mask, const std::string &what,
                      const std::function<void(Json &&)> &item,
-                     const std::function<void(const std::string &)> &on_continue);
+                     const std::function<void(const std::string &)> &on_continue,
+                     JsonReader *reader = nullptr);
 
 // One API answer: the HTTP status and the body as sent.
 struct ApiReply {
