@@ -93,8 +93,9 @@ std::array<std::string, 3> decode_group_version(dom::element v, const char *wher
     const int i = m.key == "group" ? 0 : m.key == "version" ? 1 : m.key == last ? 2 : -1;
     if (i < 0) continue;
     // The field's name is written out only for an error.
-    if (!m.value.is_null() && !m.value.is_string())
-      as_string(m.value, (std::string(where) + "." + std::string(m.key)).c_str());
+    if (!m.value.is_null() && !m.value.is_string()) {
+      throw ReviewError(std::string(where) + "." + std::string(m.key) + " must be a string");
+    }
     out[static_cast<size_t>(i)] = as_string(m.value, where);
   }
   return out;

@@ -86,6 +86,14 @@ TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
   bad_kind["kind"] = "Pod";
   CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_kind)),
              Catch::Contains("request.kind must be an object"));
+  Json bad_version = kRequest;
+  bad_version["kind"] = {{"group", ""}, {"version", 1}, {"kind", "Pod"}};
+  CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_version)),
+             Catch::Contains("request.kind.version must be a string"));
+  Json bad_resource = kRequest;
+  bad_resource["resource"] = {{"group", ""}, {"version", "v1"}, {"resource", true}};
+  CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_resource)),
+             Catch::Contains("request.resource.resource must be a string"));
   Json bad_dry = kRequest;
   bad_dry["dryRun"] = "yes";
   CHECK_THAT(error_of(review("admission.k8s.io/v1", bad_dry)), Catch::Contains("dryRun must be a boolean"));
