@@ -37,12 +37,6 @@ size_t structural_characters(std::string_view text) {
   return n;
 }
 
-struct ThreadParser {
-  std::unique_ptr<dom::parser> parser;
-  bool in_use = false;  // a document of this thread's is still open
-};
-thread_local ThreadParser thread_parser;
-
 // Where and why the text is not JSON. simdjson says only what kind of
 // error it met; nlohmann's SAX parser, which builds nothing, finds the
 // byte, on this path alone.
@@ -127,38 +121,38 @@ void ParsedJson::parse(std::string_view text, size_t max_depth) {
   if (error != simdjson::SUCCESS) fail(text, error, max_depth);
 }
 
-ParsedJson::ParsedJson(std::string_view text, size_t max_depth) {
-  check_parse_memory(text);
-  if (text.size() <= kKeptCapacity && !thread_parser.in_use) {
-    if (!thread_parser.parser) thread_parser.parser = std::make_unique<dom::parser>();
-    parser_ = thread_parser.parser.get();
-    uses_thread_parser_ = true;
-  } else {
-    own_ = std::make_unique<dom::parser>();
-    parser_ = own_.get();
-  }
-  parse(text, max_depth);
-  if (uses_thread_parser_) thread_parser.in_use = true;
-}
+ParsedJson::ParsedJson(std::string_view text, size_t max_depth)
+    : ParsedJson(text, text.size() <= kKeptCapacity ? &thread_reader() : nullptr, max_depth) {}
 
-ParsedJson::ParsedJson(std::string_view text, JsonReader &reader, size_t max_depth) {
+ParsedJson::ParsedJson(std::string_view text, JsonReader &reader, size_t max_depth)
+    : ParsedJson(text, &reader, max_depth) {}
+
+// With `reader`'s parser unless there is none or a document of it is still
+// open; otherwise with a parser of its own.
+ParsedJson::ParsedJson(std::string_view text, JsonReader *reader, size_t max_depth) {
   check_parse_memory(text);
-  if (reader.in_use_) {
+  if (reader != nullptr && !reader->in_use_) {
+    parser_ = reader->parser_.get();
+  } else {
     own_ = std::make_unique<dom::parser>();
     parser_ = own_.get();
-  } else {
-    parser_ = reader.parser_.get();
-    reader_ = &reader;
+    reader = nullptr;
   }
   parse(text, max_depth);
+  reader_ = reader;
   if (reader_ != nullptr) reader_->in_use_ = true;
 }
 
 JsonReader::JsonReader() : parser_(std::make_unique<dom::parser>()) {}
 JsonReader::~JsonReader() = default;
 
+// The calling thread's reader for documents up to kKeptCapacity.
+JsonReader &ParsedJson::thread_reader() {
+  thread_local JsonReader reader;
+  return reader;
+}
+
 ParsedJson::~ParsedJson() {
-  if (uses_thread_parser_) thread_parser.in_use = false;
   if (reader_ != nullptr) reader_->in_use_ = false;
 }
 

@@ -75,11 +75,12 @@ class ParsedJson {
   simdjson::dom::element root() const;
 
  private:
+  ParsedJson(std::string_view text, JsonReader *reader, size_t max_depth);
+  static JsonReader &thread_reader();
   void parse(std::string_view text, size_t max_depth);
   simdjson::dom::parser *parser_;
-  std::unique_ptr<simdjson::dom::parser> own_;  // a large document's, or when the thread's is in use
-  bool uses_thread_parser_ = false;
-  JsonReader *reader_ = nullptr;
+  std::unique_ptr<simdjson::dom::parser> own_;  // when no reader is free for it
+  JsonReader *reader_ = nullptr;                // the reader whose parser it holds
 };
 
 // A parser kept for a run of documents read one after another, as a LIST's
