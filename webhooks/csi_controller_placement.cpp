@@ -79,14 +79,23 @@ CsiControllerPlacement::CsiControllerPlacement(Settings settings) : settings_(st
     label_requirements_.push_back(exists(label));
     control_plane_terms_.push_back({{"matchExpressions", {exists(label)}}});
   }
+  Json all_tolerations = Json::array();
   for (const Taint &taint : kControlPlaneTaints) {
-    tolerations_.push_back({{"key", taint.key}, {"operator", "Exists"}, {"effect", taint.effect}});
+    const Json toleration = {{"key", taint.key}, {"operator", "Exists"}, {"effect", taint.effect}};
+    rendered_tolerations_.push_back(RenderedJson::of(toleration));
+    all_tolerations.push_back(toleration);
   }
+  rendered_all_tolerations_ = RenderedJson::of(all_tolerations);
   anti_affinity_ = {{"preferredDuringSchedulingIgnoredDuringExecution",
                      {{{"weight", 100},
                        {"podAffinityTerm",
                         {{"labelSelector", settings_.controller_selector.to_label_selector()},
                          {"topologyKey", "kubernetes.io/hostname"}}}}}}};
+  // What a pod without affinity gets: the same steps from nothing.
+  Json affinity = Json::object();
+  confine_node_affinity(affinity);
+  spread_replicas(affinity);
+  rendered_affinity_ = RenderedJson::of(affinity);
 }
 
 // Called for what spec().rules match: Pods being created.
@@ -107,15 +116,29 @@ Decision CsiControllerPlacement::review(const AdmissionRequest &request) const {
   }
   Decision decision = Decision::allow();
   try {
-    Json desired = *spec_it;
-    confine_node_affinity(desired);
-    tolerate_control_plane_taints(desired);
-    spread_replicas(desired);
-    decision.patch.diff("/spec", *spec_it, std::move(desired));
+    place_on_control_plane(*spec_it, decision.patch);
+    add_control_plane_tolerations(*spec_it, decision.patch);
   } catch (const ShapeError &e) {
     return Decision::allow().warn(std::string(kName) + ": " + e.what() + "; left unchanged");
   }
   return decision;
+}
+
+// The pod's affinity, confined and spread. Without one (the chart's own
+// pods before 0.1.23) the whole answer is a constant, added as written
+// once; otherwise the affinity is changed in a copy and the difference
+// patched.
+void CsiControllerPlacement::place_on_control_plane(const Json &spec, JsonPatch &patch) const {
+  const auto it = spec.find("affinity");
+  if (it == spec.end() || it->is_null()) {
+    patch.add("/spec/affinity", rendered_affinity_);
+    return;
+  }
+  if (!it->is_object()) throw ShapeError("spec.affinity is not an object");
+  Json desired = *it;
+  confine_node_affinity(desired);
+  spread_replicas(desired);
+  patch.diff("/spec/affinity", *it, std::move(desired));
 }
 
 bool CsiControllerPlacement::term_requires_control_plane(const Json &term) const {
@@ -131,9 +154,8 @@ bool CsiControllerPlacement::term_requires_control_plane(const Json &term) const
   });
 }
 
-void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
+void CsiControllerPlacement::confine_node_affinity(Json &affinity) const {
   const std::string where = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution";
-  Json &affinity = ensure_object(spec, "affinity", "spec");
   Json &node = ensure_object(affinity, "nodeAffinity", "spec.affinity");
   Json &required =
       ensure_object(node, "requiredDuringSchedulingIgnoredDuringExecution", "spec.affinity.nodeAffinity");
@@ -165,20 +187,24 @@ void CsiControllerPlacement::confine_node_affinity(Json &spec) const {
   }
 }
 
-void CsiControllerPlacement::tolerate_control_plane_taints(Json &spec) const {
-  Json &tolerations = ensure_array(spec, "tolerations", "spec");
-  const size_t existing = tolerations.size();
+// Tolerations are only ever appended, so each missing one is an append of
+// a constant; with none at all, one add of the whole list.
+void CsiControllerPlacement::add_control_plane_tolerations(const Json &spec, JsonPatch &patch) const {
+  const auto it = spec.find("tolerations");
+  if (it == spec.end() || it->is_null()) {
+    patch.add("/spec/tolerations", rendered_all_tolerations_);
+    return;
+  }
+  if (!it->is_array()) throw ShapeError("spec.tolerations is not an array");
   for (size_t i = 0; i < std::size(kControlPlaneTaints); ++i) {
-    const auto end = tolerations.begin() + static_cast<std::ptrdiff_t>(existing);
-    if (std::none_of(tolerations.begin(), end,
+    if (std::none_of(it->begin(), it->end(),
                      [&](const Json &t) { return tolerates(t, kControlPlaneTaints[i]); })) {
-      tolerations.push_back(tolerations_[i]);
+      patch.add("/spec/tolerations/-", rendered_tolerations_[i]);
     }
   }
 }
 
-void CsiControllerPlacement::spread_replicas(Json &spec) const {
-  Json &affinity = ensure_object(spec, "affinity", "spec");
+void CsiControllerPlacement::spread_replicas(Json &affinity) const {
   Json &anti = ensure_object(affinity, "podAntiAffinity", "spec.affinity");
   if (!empty_or_absent(anti, "requiredDuringSchedulingIgnoredDuringExecution") ||
       !empty_or_absent(anti, "preferredDuringSchedulingIgnoredDuringExecution")) {

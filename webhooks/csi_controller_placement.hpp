@@ -27,16 +27,21 @@ class CsiControllerPlacement : public Policy {
 
  private:
   bool term_requires_control_plane(const Json &term) const;
-  void confine_node_affinity(Json &spec) const;
-  void tolerate_control_plane_taints(Json &spec) const;
-  void spread_replicas(Json &spec) const;
+  void place_on_control_plane(const Json &spec, JsonPatch &patch) const;
+  void add_control_plane_tolerations(const Json &spec, JsonPatch &patch) const;
+  // Both on spec.affinity.
+  void confine_node_affinity(Json &affinity) const;
+  void spread_replicas(Json &affinity) const;
 
   Settings settings_;
   // Built once: constructing nlohmann values per request was a visible cost.
   Json anti_affinity_;                        // the chart's preferred podAntiAffinity
   Json control_plane_terms_ = Json::array();  // one Exists term per label
   std::vector<Json> label_requirements_;      // one Exists expression per label
-  std::vector<Json> tolerations_;             // for kControlPlaneTaints, in order
+  // The values of the usual patch, written once.
+  std::vector<RenderedJson> rendered_tolerations_;  // for kControlPlaneTaints, in order
+  RenderedJson rendered_all_tolerations_;           // all of them, for a pod with none
+  RenderedJson rendered_affinity_;                  // for a pod without affinity
 };
 
 }  // namespace hci_admission::webhooks

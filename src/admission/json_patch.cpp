@@ -6,14 +6,18 @@
 namespace hci_admission {
 
 void JsonPatch::add(std::string path, Json value) {
-  ops_.push_back({"add", std::move(path), std::move(value)});
+  ops_.push_back({"add", std::move(path), std::move(value), {}});
+}
+
+void JsonPatch::add(std::string path, const RenderedJson &value) {
+  ops_.push_back({"add", std::move(path), nullptr, value});
 }
 
 void JsonPatch::replace(std::string path, Json value) {
-  ops_.push_back({"replace", std::move(path), std::move(value)});
+  ops_.push_back({"replace", std::move(path), std::move(value), {}});
 }
 
-void JsonPatch::remove(std::string path) { ops_.push_back({"remove", std::move(path), nullptr}); }
+void JsonPatch::remove(std::string path) { ops_.push_back({"remove", std::move(path), nullptr, {}}); }
 
 void JsonPatch::diff(const std::string &path, const Json &before, Json &&after) {
   if (before == after) return;
@@ -60,7 +64,7 @@ Json JsonPatch::to_json() const {
   Json out = Json::array();
   for (const auto &op : ops_) {
     Json o = {{"op", op.op}, {"path", op.path}};
-    if (op.op != "remove") o["value"] = op.value;
+    if (op.op != "remove") o["value"] = op.value_json();
     out.push_back(std::move(o));
   }
   return out;
@@ -85,7 +89,11 @@ void JsonPatch::dump_to(std::string &out) const {
     append_json_string(out, op.path);
     if (op.op != "remove") {
       out += ",\"value\":";
-      append_json(out, op.value);
+      if (op.rendered.has_value()) {
+        out += op.rendered.text();
+      } else {
+        append_json(out, op.value);
+      }
     }
     out += '}';
   }

@@ -169,6 +169,7 @@ TEST_CASE("csi-controller-placement: table of pod shapes", "[csi]") {
             {"topologyKey":"kubernetes.io/hostname","labelSelector":{"matchLabels":{"x":"y"}}}]}}})",
        3, 2, false},
       {"empty pod anti-affinity gets the chart's", R"({"affinity":{"podAntiAffinity":{}}})", 3, 2, true},
+      {"an empty affinity is filled in place", R"({"affinity":{},"tolerations":[]})", 3, 2, true},
   };
 #undef REQUIRED
 #undef ZONE
@@ -199,6 +200,29 @@ TEST_CASE("csi-controller-placement: table of pod shapes", "[csi]") {
       CHECK(again.decision.patch.empty());
     }
   }
+}
+
+// A pod without affinity or tolerations gets values written once, when the
+// policy is built; null members read as absent, and an empty affinity built
+// up step by step ends the same.
+TEST_CASE("csi-controller-placement: null, absent and empty placement end the same", "[csi]") {
+  auto policy = default_policy();
+  const auto spec = CsiControllerPlacement::spec();
+  const auto absent = run_policy(spec, *policy, controller_pod({{"containers", Json::array()}}), kPodKind);
+  const auto null = run_policy(
+      spec, *policy,
+      controller_pod({{"containers", Json::array()}, {"affinity", nullptr}, {"tolerations", nullptr}}),
+      kPodKind);
+  const auto empty = run_policy(
+      spec, *policy,
+      controller_pod(
+          {{"containers", Json::array()}, {"affinity", Json::object()}, {"tolerations", Json::array()}}),
+      kPodKind);
+  REQUIRE(absent.decision.patch.size() == 2);
+  CHECK(null.decision.patch.dump() == absent.decision.patch.dump());
+  CHECK(null.patched == absent.patched);
+  CHECK(empty.patched == absent.patched);
+  CHECK(empty.decision.patch.size() == 4);  // nodeAffinity, podAntiAffinity, two tolerations
 }
 
 TEST_CASE("csi-controller-placement: leaves alone what is not a controller pod", "[csi]") {

@@ -75,6 +75,23 @@ TEST_CASE("dump writes valid JSON Patch", "[json_patch]") {
   CHECK(parsed == p.to_json());
 }
 
+TEST_CASE("a value written once is shared by every patch it is added to", "[json_patch]") {
+  const Json value = {{"key", "k\"/"}, {"values", {1, 2.5, nullptr}}};
+  const auto rendered = hci_admission::RenderedJson::of(value);
+  JsonPatch a, b;
+  a.add("/x", rendered);
+  b.add("/y/-", rendered);
+  b.add("/z", Json(3));
+  CHECK(Json::parse(a.dump()) ==
+        Json::parse(R"([{"op":"add","path":"/x","value":{"key":"k\"/","values":[1,2.5,null]}}])"));
+  CHECK(Json::parse(b.dump()) == b.to_json());
+  CHECK(b.operations()[0].value_json() == value);
+  CHECK(b.operations()[1].value_json() == 3);
+  // One text, not a copy each.
+  CHECK(a.operations()[0].rendered.text().data() == b.operations()[0].rendered.text().data());
+  CHECK_FALSE(hci_admission::RenderedJson().has_value());
+}
+
 TEST_CASE("append_json writes what nlohmann's dump writes", "[json_patch]") {
   const std::vector<Json> values = {
       Json::parse(
