@@ -16,24 +16,26 @@ constexpr Taint kControlPlaneTaints[] = {
     {"node-role.kubernetes.io/etcd", "NoExecute"},
 };
 
+// A toleration's fields, read once for both taints.
+struct Toleration {
+  std::string_view key, op, value, effect;
+  explicit Toleration(const JsonView &t)
+      : key(t["key"].string()),
+        op(t["operator"].string()),
+        value(t["value"].string()),
+        effect(t["effect"].string()) {
+    if (op.empty()) op = "Equal";
+  }
+};
+
 // Kubernetes' toleration matching (k8s.io/api/core/v1 ToleratesTaint) for
 // a taint with an empty value.
-bool tolerates(const Json &toleration, const Taint &taint) {
-  if (!toleration.is_object()) return false;
-  auto str = [&](const char *k) -> std::string_view {
-    auto it = toleration.find(k);
-    return (it != toleration.end() && it->is_string()) ? std::string_view(it->get_ref<const JsonString &>())
-                                                       : std::string_view();
-  };
-  const std::string_view effect = str("effect");
-  if (!effect.empty() && effect != taint.effect) return false;
-  const std::string_view op_field = str("operator");
-  const std::string_view op = op_field.empty() ? std::string_view("Equal") : std::string_view(op_field);
-  const std::string_view key = str("key");
-  if (key.empty()) return op == "Exists";
-  if (key != taint.key) return false;
-  if (op == "Exists") return true;
-  return op == "Equal" && str("value").empty();
+bool tolerates(const Toleration &t, const Taint &taint) {
+  if (!t.effect.empty() && t.effect != taint.effect) return false;
+  if (t.key.empty()) return t.op == "Exists";
+  if (t.key != taint.key) return false;
+  if (t.op == "Exists") return true;
+  return t.op == "Equal" && t.value.empty();
 }
 
 bool empty_or_absent(const Json &obj, const char *key) {
@@ -63,6 +65,7 @@ PolicySpec CsiControllerPlacement::spec() {
   s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/labels", "/spec/affinity",
                      "/spec/tolerations"};
   s.old_object_fields = {};
+  s.reads_views = true;
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
     Settings settings{LabelSelector::parse(config.option("csi-controller-selector")),
                       split_list(config.option("control-plane-labels"))};
@@ -100,24 +103,20 @@ CsiControllerPlacement::CsiControllerPlacement(Settings settings) : settings_(st
 
 // Called for what spec().rules match: Pods being created.
 Decision CsiControllerPlacement::review(const AdmissionRequest &request) const {
-  const Json &pod = request.object;
+  const JsonView pod = request.object_view;
   if (!pod.is_object()) {
     return Decision::allow().warn(std::string(kName) + ": the request carries no pod; left unchanged");
   }
-  const Json *labels = nullptr;
-  if (auto meta = pod.find("metadata"); meta != pod.end() && meta->is_object()) {
-    if (auto l = meta->find("labels"); l != meta->end()) labels = &*l;
-  }
-  if (labels == nullptr || !settings_.controller_selector.matches(*labels)) return Decision::allow();
+  if (!settings_.controller_selector.matches(pod["metadata"]["labels"])) return Decision::allow();
 
-  auto spec_it = pod.find("spec");
-  if (spec_it == pod.end() || !spec_it->is_object()) {
+  const JsonView spec = pod["spec"];
+  if (!spec.is_object()) {
     return Decision::allow().warn(std::string(kName) + ": pod has no spec; left unchanged");
   }
   Decision decision = Decision::allow();
   try {
-    place_on_control_plane(*spec_it, decision.patch);
-    add_control_plane_tolerations(*spec_it, decision.patch);
+    place_on_control_plane(spec["affinity"], decision.patch);
+    add_control_plane_tolerations(spec["tolerations"], decision.patch);
   } catch (const ShapeError &e) {
     return Decision::allow().warn(std::string(kName) + ": " + e.what() + "; left unchanged");
   }
@@ -128,17 +127,17 @@ Decision CsiControllerPlacement::review(const AdmissionRequest &request) const {
 // pods before 0.1.23) the whole answer is a constant, added as written
 // once; otherwise the affinity is changed in a copy and the difference
 // patched.
-void CsiControllerPlacement::place_on_control_plane(const Json &spec, JsonPatch &patch) const {
-  const auto it = spec.find("affinity");
-  if (it == spec.end() || it->is_null()) {
+void CsiControllerPlacement::place_on_control_plane(const JsonView &affinity, JsonPatch &patch) const {
+  if (!affinity.exists() || affinity.is_null()) {
     patch.add("/spec/affinity", rendered_affinity_);
     return;
   }
-  if (!it->is_object()) throw ShapeError("spec.affinity is not an object");
-  Json desired = *it;
+  if (!affinity.is_object()) throw ShapeError("spec.affinity is not an object");
+  const Json before = affinity.to_json();
+  Json desired = before;
   confine_node_affinity(desired);
   spread_replicas(desired);
-  patch.diff("/spec/affinity", *it, std::move(desired));
+  patch.diff("/spec/affinity", before, std::move(desired));
 }
 
 bool CsiControllerPlacement::term_requires_control_plane(const Json &term) const {
@@ -189,18 +188,23 @@ void CsiControllerPlacement::confine_node_affinity(Json &affinity) const {
 
 // Tolerations are only ever appended, so each missing one is an append of
 // a constant; with none at all, one add of the whole list.
-void CsiControllerPlacement::add_control_plane_tolerations(const Json &spec, JsonPatch &patch) const {
-  const auto it = spec.find("tolerations");
-  if (it == spec.end() || it->is_null()) {
+void CsiControllerPlacement::add_control_plane_tolerations(const JsonView &tolerations,
+                                                           JsonPatch &patch) const {
+  if (!tolerations.exists() || tolerations.is_null()) {
     patch.add("/spec/tolerations", rendered_all_tolerations_);
     return;
   }
-  if (!it->is_array()) throw ShapeError("spec.tolerations is not an array");
-  for (size_t i = 0; i < std::size(kControlPlaneTaints); ++i) {
-    if (std::none_of(it->begin(), it->end(),
-                     [&](const Json &t) { return tolerates(t, kControlPlaneTaints[i]); })) {
-      patch.add("/spec/tolerations/-", rendered_tolerations_[i]);
+  if (!tolerations.is_array()) throw ShapeError("spec.tolerations is not an array");
+  bool tolerated[std::size(kControlPlaneTaints)] = {};
+  for (const JsonView t : tolerations) {
+    if (!t.is_object()) continue;
+    const Toleration toleration(t);
+    for (size_t i = 0; i < std::size(kControlPlaneTaints); ++i) {
+      tolerated[i] = tolerated[i] || tolerates(toleration, kControlPlaneTaints[i]);
     }
+  }
+  for (size_t i = 0; i < std::size(kControlPlaneTaints); ++i) {
+    if (!tolerated[i]) patch.add("/spec/tolerations/-", rendered_tolerations_[i]);
   }
 }
 

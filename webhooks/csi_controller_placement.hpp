@@ -27,8 +27,8 @@ class CsiControllerPlacement : public Policy {
 
  private:
   bool term_requires_control_plane(const Json &term) const;
-  void place_on_control_plane(const Json &spec, JsonPatch &patch) const;
-  void add_control_plane_tolerations(const Json &spec, JsonPatch &patch) const;
+  void place_on_control_plane(const JsonView &affinity, JsonPatch &patch) const;
+  void add_control_plane_tolerations(const JsonView &tolerations, JsonPatch &patch) const;
   // Both on spec.affinity.
   void confine_node_affinity(Json &affinity) const;
   void spread_replicas(Json &affinity) const;

@@ -116,6 +116,16 @@ bool LabelSelector::matches(const Json &labels) const {
   return true;
 }
 
+bool LabelSelector::matches(const JsonView &labels) const {
+  if (!labels.is_object()) return false;
+  for (const auto &[key, value] : requirements_) {
+    const JsonView label = labels[key];
+    if (!label.is_string()) return false;
+    if (value && label.string() != *value) return false;
+  }
+  return true;
+}
+
 Json LabelSelector::to_label_selector() const {
   Json exprs = Json::array();
   for (const auto &[key, value] : requirements_) {

@@ -53,6 +53,7 @@ class LabelSelector {
   // Throws std::invalid_argument for an empty selector or key.
   static LabelSelector parse(const std::string &text);
   bool matches(const Json &labels) const;
+  bool matches(const JsonView &labels) const;
   // The same selector as a metav1.LabelSelector.
   Json to_label_selector() const;
   const std::vector<std::pair<std::string, std::optional<std::string>>> &requirements() const {

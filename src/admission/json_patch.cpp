@@ -10,6 +10,9 @@ void JsonPatch::add(std::string path, Json value) {
 }
 
 void JsonPatch::add(std::string path, const RenderedJson &value) {
+  // A policy adding written-out values usually adds a few: growing the
+  // vector 1, 2, 4 moved them twice.
+  if (ops_.empty()) ops_.reserve(4);
   ops_.push_back({"add", std::move(path), nullptr, value});
 }
 

@@ -139,18 +139,28 @@ void decode_request_member(std::string_view key, dom::element v, AdmissionReques
     if (!v.is_null() && !v.is_bool()) throw ReviewError("request.dryRun must be a boolean");
     r.dry_run = v.is_bool() && v.get_bool().value_unsafe();
   } else if (key == "object") {
-    r.object = fields.object.keeps_nothing() ? Json() : fields.object.extract(v);
+    if (fields.object.keeps_nothing()) return;
+    if (fields.views) {
+      r.object_view = JsonView(v, &fields.object);
+    } else {
+      r.object = fields.object.extract(v);
+    }
   } else if (key == "oldObject") {
-    r.old_object = fields.old_object.keeps_nothing() ? Json() : fields.old_object.extract(v);
+    if (fields.old_object.keeps_nothing()) return;
+    if (fields.views) {
+      r.old_object_view = JsonView(v, &fields.old_object);
+    } else {
+      r.old_object = fields.old_object.extract(v);
+    }
   }
 }
 
 }  // namespace
 
 DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
-  std::optional<ParsedJson> parsed;
+  std::unique_ptr<ParsedJson> parsed;
   try {
-    parsed.emplace(body);
+    parsed = std::make_unique<ParsedJson>(body);
   } catch (const JsonSyntaxError &e) {
     throw ReviewError(std::string("request body is not valid JSON: ") + e.what());
   } catch (const JsonTooLarge &e) {
@@ -166,6 +176,7 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
     decode_request_member(member.key, member.value, out.request, fields);
   }
   if (out.request.uid.empty()) throw ReviewError("request.uid is missing or empty");
+  if (fields.views) out.document = std::move(parsed);
   return out;
 }
 

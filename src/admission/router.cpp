@@ -32,7 +32,9 @@ bool is_json_media_type(std::string_view content_type) {
 // prefix stands in for it.
 std::string object_name(const AdmissionRequest &req) {
   std::string name = req.name;
-  if (name.empty() && req.object.is_object()) {
+  if (name.empty() && req.object_view.exists()) {
+    name = std::string(req.object_view["metadata"]["generateName"].string());
+  } else if (name.empty() && req.object.is_object()) {
     auto meta = req.object.find("metadata");
     if (meta != req.object.end() && meta->is_object()) {
       auto gen = meta->find("generateName");
@@ -68,14 +70,17 @@ constexpr const char *kDecisionsHelp =
 
 // What a policy saw, for --log-objects; a Secret's data never.
 std::string loggable_object(const AdmissionRequest &req) {
-  if (req.kind.kind == "Secret" && req.object.is_object()) {
-    Json copy = req.object;
+  // A policy reading views saw the same masked fields.
+  const Json object = req.object_view.exists() ? req.object_view.to_json() : Json();
+  const Json &seen = req.object_view.exists() ? object : req.object;
+  if (req.kind.kind == "Secret" && seen.is_object()) {
+    Json copy = seen;
     for (const char *key : {"data", "stringData"}) {
       if (copy.contains(key)) copy[key] = "(redacted)";
     }
     return json_text(copy);
   }
-  return json_text(req.object);
+  return json_text(seen);
 }
 
 const char *outcome(const Decision &d) {
@@ -89,7 +94,12 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
   if (spec.rules.empty()) {
     throw std::invalid_argument("policy " + spec.name + " declares no rules: it would never be called");
   }
-  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
+  if (spec.reads_views && spec.reads_cluster) {
+    throw std::invalid_argument("policy " + spec.name +
+                                " reads views of the review and the cluster: its views would cross threads");
+  }
+  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields),
+                      spec.reads_views};
   const std::string path = spec.path();
   MetricsRegistry &m = metrics();
   RouteMetrics rm;

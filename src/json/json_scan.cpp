@@ -3,6 +3,8 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
 namespace hci_admission {
 namespace dom = simdjson::dom;
@@ -185,6 +187,11 @@ FieldMask FieldMask::of(const std::vector<std::string> &pointers) {
   return root;
 }
 
+const FieldMask *FieldMask::child(std::string_view key) const {
+  const auto it = children_.find(key);
+  return it == children_.end() ? nullptr : &it->second;
+}
+
 Json FieldMask::extract(dom::element value) const {
   if (whole_ || !value.is_object()) return to_json(value);
   Json out = Json::object();
@@ -226,6 +233,88 @@ Json to_json(dom::element value) {
       break;
   }
   return Json(nullptr);
+}
+
+namespace {
+static_assert(sizeof(dom::element) <= 16 && std::is_trivially_copyable_v<dom::element>);
+static_assert(sizeof(dom::array::iterator) <= 16 && std::is_trivially_copyable_v<dom::array::iterator>);
+}  // namespace
+
+JsonView::JsonView(dom::element value, const FieldMask *mask)
+    : mask_(mask != nullptr && !mask->keeps_everything() ? mask : nullptr), present_(true) {
+  std::memcpy(element_, &value, sizeof value);
+}
+
+dom::element JsonView::element() const {
+  dom::element value;
+  std::memcpy(&value, element_, sizeof value);
+  return value;
+}
+
+bool JsonView::is_null() const { return present_ && element().is_null(); }
+bool JsonView::is_object() const { return present_ && element().is_object(); }
+bool JsonView::is_array() const { return present_ && element().is_array(); }
+bool JsonView::is_string() const { return present_ && element().is_string(); }
+
+JsonView JsonView::operator[](std::string_view key) const {
+  if (!is_object()) return {};
+  const FieldMask *child = nullptr;
+  if (mask_ != nullptr && (child = mask_->child(key)) == nullptr) return {};
+  // The last of a key given twice, as the tree keeps it.
+  JsonView found;
+  for (const dom::key_value_pair member : dom::object(element().get_object().value_unsafe())) {
+    if (member.key == key) found = JsonView(member.value, child);
+  }
+  return found;
+}
+
+std::string_view JsonView::string() const {
+  return is_string() ? element().get_string().value_unsafe() : std::string_view();
+}
+
+JsonView::Iterator JsonView::begin() const {
+  Iterator out;
+  if (!is_array()) return out;
+  const dom::array::iterator it = dom::array(element().get_array().value_unsafe()).begin();
+  std::memcpy(out.iterator_, &it, sizeof it);
+  out.valid_ = true;
+  return out;
+}
+
+JsonView::Iterator JsonView::end() const {
+  Iterator out;
+  if (!is_array()) return out;
+  const dom::array::iterator it = dom::array(element().get_array().value_unsafe()).end();
+  std::memcpy(out.iterator_, &it, sizeof it);
+  out.valid_ = true;
+  return out;
+}
+
+JsonView JsonView::Iterator::operator*() const {
+  dom::array::iterator it;
+  std::memcpy(&it, iterator_, sizeof it);
+  return JsonView(*it, nullptr);  // the mask keeps an array whole
+}
+
+JsonView::Iterator &JsonView::Iterator::operator++() {
+  dom::array::iterator it;
+  std::memcpy(&it, iterator_, sizeof it);
+  ++it;
+  std::memcpy(iterator_, &it, sizeof it);
+  return *this;
+}
+
+bool JsonView::Iterator::operator!=(const Iterator &other) const {
+  if (!valid_ || !other.valid_) return valid_ != other.valid_;
+  dom::array::iterator a, b;
+  std::memcpy(&a, iterator_, sizeof a);
+  std::memcpy(&b, other.iterator_, sizeof b);
+  return a != b;
+}
+
+Json JsonView::to_json() const {
+  if (!present_) return Json();
+  return mask_ != nullptr ? mask_->extract(element()) : hci_admission::to_json(element());
 }
 
 }  // namespace hci_admission

@@ -135,6 +135,44 @@ TEST_CASE("FieldMask keeps the asked-for members and bad shapes", "[json_scan]")
   CHECK(FieldMask::of({"/status/phase"}).extract(parsed.root()) == Json::parse(R"({"status":"s"})"));
 }
 
+TEST_CASE("a JsonView reads what its mask keeps, as the masked tree has it", "[json_scan]") {
+  const std::string text =
+      R"({"metadata":{"name":"n","labels":{"a/b":"c","a/b":"d"},"annotations":{"z":"1"}},)"
+      R"("spec":{"affinity":{"k":1},"tolerations":[{"key":"x"},"y",null],"n":null},"status":"s"})";
+  const ParsedJson parsed(text);
+  const FieldMask mask =
+      FieldMask::of({"/metadata/labels", "/spec/affinity", "/spec/tolerations", "/spec/n"});
+  const JsonView pod(parsed.root(), &mask);
+  CHECK(pod.exists());
+  CHECK(pod.is_object());
+  // Left out by the mask: absent, as in the masked tree.
+  CHECK_FALSE(pod["metadata"]["name"].exists());
+  CHECK_FALSE(pod["status"].exists());
+  CHECK_FALSE(pod["metadata"]["annotations"]["z"].exists());
+  // A key given twice reads as its last value, as in the tree.
+  CHECK(pod["metadata"]["labels"]["a/b"].string() == "d");
+  CHECK(pod["metadata"]["labels"].to_json() == mask.extract(parsed.root())["metadata"]["labels"]);
+  // Null exists; absent does not; neither is a string.
+  CHECK(pod["spec"]["n"].exists());
+  CHECK(pod["spec"]["n"].is_null());
+  CHECK_FALSE(pod["spec"]["missing"].exists());
+  CHECK_FALSE(pod["spec"]["missing"].is_null());
+  CHECK(pod["spec"]["n"].string().empty());
+  // Members of a non-object, elements of a non-array: none.
+  CHECK_FALSE(pod["spec"]["affinity"]["k"]["deeper"].exists());
+  CHECK(pod["spec"]["affinity"].begin() == pod["spec"]["affinity"].end());
+  CHECK(JsonView().begin() == JsonView().end());
+  // An array's elements in order, whole (the mask keeps arrays whole).
+  std::vector<Json> elements;
+  for (const JsonView e : pod["spec"]["tolerations"]) elements.push_back(e.to_json());
+  CHECK(Json(elements) == Json::parse(R"([{"key":"x"},"y",null])"));
+  CHECK(pod["spec"]["tolerations"].begin() != pod["spec"]["tolerations"].end());
+  // The whole view as a tree is the masked tree.
+  CHECK(pod.to_json() == mask.extract(parsed.root()));
+  CHECK(JsonView(parsed.root(), nullptr).to_json() == Json::parse(text));
+  CHECK(JsonView().to_json().is_null());
+}
+
 TEST_CASE("to_json builds the same tree as nlohmann", "[json_scan]") {
   const std::vector<std::string> docs = {
       R"({"a":[1,-2,0,-0,3.25,-1e-7,1E+3,18446744073709551615,-9223372036854775808,123456789012345678]})",

@@ -52,7 +52,7 @@ inline Outcome run_policy(const hci_admission::PolicySpec &spec, const hci_admis
                          {"dryRun", false}}}};
   const std::string body = json_text(review);
   hci_admission::ObjectFields fields{hci_admission::FieldMask::of(spec.object_fields),
-                                     hci_admission::FieldMask::of(spec.old_object_fields)};
+                                     hci_admission::FieldMask::of(spec.old_object_fields), spec.reads_views};
   const auto decoded = hci_admission::decode_review(body, fields);
   // As the router does: the policy sees only what its rules match.
   auto screened = spec.screen(decoded.request);

@@ -55,6 +55,23 @@ TEST_CASE("a field mask parses only the parts asked for", "[codec]") {
   CHECK(d.request.old_object.is_null());
 }
 
+TEST_CASE("with views, the objects are read in place and no tree is built", "[codec]") {
+  ObjectFields fields{FieldMask::of({"/metadata/labels"}), FieldMask::nothing(), true};
+  Json req = kRequest;
+  req["oldObject"] = {{"spec", 1}};
+  const DecodedReview d = decode_review(review("admission.k8s.io/v1", req), fields);
+  CHECK(d.request.object.is_null());
+  CHECK(d.request.old_object.is_null());
+  REQUIRE(d.document != nullptr);
+  CHECK(d.request.object_view["metadata"]["labels"]["a"].string() == "b");
+  CHECK_FALSE(d.request.object_view["spec"].exists());
+  CHECK_FALSE(d.request.old_object_view.exists());  // the mask keeps nothing of it
+  // Without views, no document is kept and no view is set.
+  const DecodedReview trees = decode_review(review("admission.k8s.io/v1", req));
+  CHECK(trees.document == nullptr);
+  CHECK_FALSE(trees.request.object_view.exists());
+}
+
 TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
   auto error_of = [](const std::string &body) {
     try {

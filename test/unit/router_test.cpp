@@ -215,6 +215,19 @@ TEST_CASE("a policy spec without rules is refused at registration", "[router]") 
   CHECK_THROWS_AS(router.add(s, std::make_unique<FakePolicy>(Decision::allow())), std::invalid_argument);
 }
 
+// Views point into the parser of the loop that read the review; a policy
+// that reads the cluster runs on a worker.
+TEST_CASE("a policy reading views and the cluster is refused at registration", "[router]") {
+  AdmissionRouter router;
+  PolicySpec s = spec("v", PolicyType::Mutating);
+  s.reads_views = true;
+  s.reads_cluster = true;
+  CHECK_THROWS_WITH(router.add(s, std::make_unique<FakePolicy>(Decision::allow())),
+                    Catch::Contains("views would cross threads"));
+  s.reads_cluster = false;
+  CHECK_NOTHROW(router.add(s, std::make_unique<FakePolicy>(Decision::allow())));
+}
+
 namespace {
 
 // A policy that reads the cluster for some requests: those whose object

@@ -6,6 +6,7 @@
 #include "hci_admission/kube/cluster_view.hpp"
 
 #include "hci_admission/json/json.hpp"
+#include "hci_admission/json/json_scan.hpp"
 
 #include <functional>
 #include <map>
@@ -46,6 +47,11 @@ struct AdmissionRequest {
   bool dry_run = false;
   Json object;      // null when the review carries none
   Json old_object;  // null when the review carries none
+  // The same as views into the parsed review, for a policy whose spec
+  // says reads_views (its trees above are then left null); absent when the
+  // review carries none. Valid during review() only.
+  JsonView object_view;
+  JsonView old_object_view;
   // When the answer is due: before kube-apiserver's own timeout for the
   // call, so that a slow cluster read ends in our message, not its.
   Deadline deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -170,6 +176,12 @@ struct PolicySpec {
   // {""} is the whole object, {} none at all (left null).
   std::vector<std::string> object_fields{""};
   std::vector<std::string> old_object_fields{""};
+  // True for a policy that reads request.object_view and old_object_view
+  // (the same fields, no tree built) instead of object and old_object.
+  // The views point into the parser of the event loop that read the
+  // review, so such a policy cannot also read the cluster (review() would
+  // run on a worker).
+  bool reads_views = false;
   // True for a policy that reads the cluster: it is given a ClusterView,
   // and, for requests its reads_cluster_for() says may read, runs on a
   // worker thread instead of the connection's event loop because reading

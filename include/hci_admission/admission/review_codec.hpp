@@ -4,6 +4,7 @@
 #include "hci_admission/admission/policy.hpp"
 #include "hci_admission/json/json_scan.hpp"
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -19,12 +20,17 @@ class ReviewError : public std::runtime_error {
 struct DecodedReview {
   std::string api_version;  // echoed in the response
   AdmissionRequest request;
+  // The parsed body, kept while the request's views point into it.
+  std::unique_ptr<ParsedJson> document;
 };
 
 // What of the objects in a review to parse.
 struct ObjectFields {
   FieldMask object = FieldMask::everything();
   FieldMask old_object = FieldMask::everything();
+  // Views (request.object_view, old_object_view) instead of trees; the
+  // masks must then outlive the DecodedReview.
+  bool views = false;
 };
 
 // Throws ReviewError for malformed JSON, an unknown apiVersion or kind, a

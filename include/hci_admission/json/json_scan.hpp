@@ -13,6 +13,8 @@
 
 #include "hci_admission/json/json.hpp"
 
+#include <cstddef>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -114,6 +116,8 @@ class FieldMask {
   Json extract(simdjson::dom::element value) const;
   bool keeps_everything() const { return whole_; }
   bool keeps_nothing() const { return !whole_ && children_.empty(); }
+  // The mask of member `key`: null when the member is not kept.
+  const FieldMask *child(std::string_view key) const;
 
  private:
   bool whole_ = false;
@@ -122,5 +126,62 @@ class FieldMask {
 
 // The whole value as a Json tree.
 Json to_json(simdjson::dom::element value);
+
+// A read-only view of one value of a parsed document, limited to what a
+// FieldMask keeps: a member the mask leaves out reads as absent, as it
+// would in the tree FieldMask::extract builds. Nothing is copied or
+// allocated; the view is valid while its ParsedJson lives. For the CSI
+// Pod review, building and freeing the masked tree instead took 20k of
+// 135k instructions (callgrind).
+class JsonView {
+ public:
+  class Iterator;
+
+  JsonView() = default;  // absent
+  // `mask` (null: everything) must outlive the view.
+  JsonView(simdjson::dom::element value, const FieldMask *mask);
+
+  bool exists() const { return present_; }  // a null value exists
+  bool is_null() const;
+  bool is_object() const;
+  bool is_array() const;
+  bool is_string() const;
+  // The member `key`; absent unless this is an object with that member,
+  // kept by the mask.
+  JsonView operator[](std::string_view key) const;
+  // The string; "" for any other value.
+  std::string_view string() const;
+  // An array's elements (nothing for any other value).
+  Iterator begin() const;
+  Iterator end() const;
+  // The value as a Json tree, with what the mask keeps.
+  Json to_json() const;
+
+ private:
+  simdjson::dom::element element() const;
+
+  alignas(8) unsigned char element_[16] = {};  // a simdjson::dom::element
+  const FieldMask *mask_ = nullptr;
+  bool present_ = false;
+};
+
+class JsonView::Iterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = JsonView;
+  using difference_type = std::ptrdiff_t;
+  using pointer = void;
+  using reference = JsonView;
+
+  JsonView operator*() const;
+  Iterator &operator++();
+  bool operator!=(const Iterator &other) const;
+  bool operator==(const Iterator &other) const { return !(*this != other); }
+
+ private:
+  friend class JsonView;
+  alignas(8) unsigned char iterator_[16] = {};  // a simdjson::dom::array::iterator
+  bool valid_ = false;
+};
 
 }  // namespace hci_admission
