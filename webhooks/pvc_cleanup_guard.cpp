@@ -11,21 +11,31 @@ namespace {
 // A refusal names this many PVCs.
 constexpr size_t kNamesInMessage = 50;
 
-const Json &annotation(const Json &object, const char *key) {
-  return member_or_null(member_or_null(member_or_null(object, "metadata"), "annotations"), key);
+// The VM is read in place (reads_views): for a 2.3 KB VM review, building
+// its fields as a tree and freeing it took 38k of 118k instructions
+// (callgrind).
+JsonView annotation(const JsonView &object, const char *key) {
+  return object["metadata"]["annotations"][key];
+}
+
+// Two values alike: strings by their text, anything else (a malformed
+// annotation) as trees.
+bool same(const JsonView &a, const JsonView &b) {
+  if (a.is_string() && b.is_string()) return a.string() == b.string();
+  return a.to_json() == b.to_json();
 }
 
 // Set on CREATE, or added or changed on UPDATE (compared with oldObject).
 bool set_or_changed(const AdmissionRequest &request, const char *key) {
-  const Json &now = annotation(request.object, key);
-  if (now.is_null()) return false;
-  return request.operation != "UPDATE" || now != annotation(request.old_object, key);
+  const JsonView now = annotation(request.object_view, key);
+  if (!now.exists() || now.is_null()) return false;
+  return request.operation != "UPDATE" || !same(now, annotation(request.old_object_view, key));
 }
 
 // As Harvester's VM controller reads the list: split on ",", trim, skip empty.
-std::vector<std::string> listed_claims(const Json &value) {
+std::vector<std::string> listed_claims(const JsonView &value) {
   std::vector<std::string> out;
-  for (auto &name : split_list(text_of(value))) {
+  for (auto &name : split_list(std::string(value.string()))) {
     if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
   }
   return out;
@@ -34,29 +44,24 @@ std::vector<std::string> listed_claims(const Json &value) {
 // The claims of a VM object: persistentVolumeClaim.claimName and
 // dataVolume.name of spec.template.spec.volumes (a DataVolume's PVC has
 // its name).
-std::set<std::string> claims_of(const Json &vm) {
+std::set<std::string> claims_of(const JsonView &vm) {
   std::set<std::string> out;
-  const Json &volumes = member_or_null(
-      member_or_null(member_or_null(member_or_null(vm, "spec"), "template"), "spec"), "volumes");
-  if (!volumes.is_array()) return out;
-  for (const auto &v : volumes) {
-    const std::string claim =
-        text_of(member_or_null(member_or_null(v, "persistentVolumeClaim"), "claimName"));
-    if (!claim.empty()) out.insert(claim);
-    const std::string data_volume = text_of(member_or_null(member_or_null(v, "dataVolume"), "name"));
-    if (!data_volume.empty()) out.insert(data_volume);
+  for (const JsonView v : vm["spec"]["template"]["spec"]["volumes"]) {
+    const std::string_view claim = v["persistentVolumeClaim"]["claimName"].string();
+    if (!claim.empty()) out.emplace(claim);
+    const std::string_view data_volume = v["dataVolume"]["name"].string();
+    if (!data_volume.empty()) out.emplace(data_volume);
   }
   return out;
 }
 
-std::string guest_cluster_of(const Json &vm) {
-  return text_of(member_or_null(member_or_null(member_or_null(vm, "metadata"), "labels"),
-                                PvcCleanupGuard::kGuestClusterLabel));
+std::string guest_cluster_of(const JsonView &vm) {
+  return std::string(vm["metadata"]["labels"][PvcCleanupGuard::kGuestClusterLabel].string());
 }
 
-bool removes_all(const Json &vm) {
-  const Json &value = annotation(vm, PvcCleanupGuard::kRemoveAllAnnotation);
-  return value.is_string() && value.get<std::string>() == "true";
+bool removes_all(const JsonView &vm) {
+  const JsonView value = annotation(vm, PvcCleanupGuard::kRemoveAllAnnotation);
+  return value.is_string() && value.string() == "true";
 }
 
 // The VM's own claims: on UPDATE those it had before this request.
@@ -64,15 +69,17 @@ bool removes_all(const Json &vm) {
 // and name it for deletion at once (neither the node driver nor the UI
 // changes volumes when it writes the list).
 std::set<std::string> own_claims(const AdmissionRequest &request) {
-  if (request.operation == "UPDATE" && request.old_object.is_object()) return claims_of(request.old_object);
-  return claims_of(request.object);
+  if (request.operation == "UPDATE" && request.old_object_view.is_object()) {
+    return claims_of(request.old_object_view);
+  }
+  return claims_of(request.object_view);
 }
 
 // The listed names that are not claims of the VM itself, in list order.
 std::vector<std::string> names_not_its_own(const AdmissionRequest &request) {
   const auto own = own_claims(request);
   std::vector<std::string> out;
-  for (auto &name : listed_claims(annotation(request.object, PvcCleanupGuard::kRemovedAnnotation))) {
+  for (auto &name : listed_claims(annotation(request.object_view, PvcCleanupGuard::kRemovedAnnotation))) {
     if (!own.count(name)) out.push_back(std::move(name));
   }
   return out;
@@ -114,6 +121,7 @@ PolicySpec PvcCleanupGuard::spec() {
   s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/annotations", "/metadata/labels",
                      "/spec/template/spec/volumes"};
   s.old_object_fields = {"/metadata/annotations", "/spec/template/spec/volumes"};
+  s.reads_views = true;
   s.reads_cluster = true;
   s.cluster_reads = {"list persistentvolumeclaims"};
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
@@ -128,14 +136,14 @@ PvcCleanupGuard::PvcCleanupGuard(const ClusterView &cluster, std::vector<std::st
     : cluster_(cluster), may_remove_all_(std::move(may_remove_all)) {}
 
 bool PvcCleanupGuard::reads_cluster_for(const AdmissionRequest &request) const {
-  const Json &vm = request.object;
+  const JsonView vm = request.object_view;
   return vm.is_object() && set_or_changed(request, kRemovedAnnotation) && removes_all(vm) &&
          !guest_cluster_of(vm).empty() && !names_not_its_own(request).empty();
 }
 
 // Called for what spec().rules match: VMs being created or updated.
 Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
-  const Json &vm = request.object;
+  const JsonView vm = request.object_view;
   if (!vm.is_object()) {
     return Decision::deny(400, "BadRequest", std::string(kName) + ": the request carries no VirtualMachine");
   }
@@ -148,9 +156,9 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
   // An update that leaves both as they were is not looked at further.
   if (!removed_changed && !remove_all_changed) return Decision::allow();
 
-  const Json &meta = member_or_null(vm, "metadata");
-  std::string name = text_of(member_or_null(meta, "name"));
-  if (name.empty()) name = text_of(member_or_null(meta, "generateName"));
+  const JsonView meta = vm["metadata"];
+  std::string name(meta["name"].string());
+  if (name.empty()) name = std::string(meta["generateName"].string());
   const std::string vm_name = request.namespace_name + "/" + name;
   const std::string guest_cluster = guest_cluster_of(vm);
   const bool remove_all = removes_all(vm);
@@ -158,7 +166,8 @@ Decision PvcCleanupGuard::review(const AdmissionRequest &request) const {
 
   if (remove_all_changed) {
     if (!remove_all) {
-      decision.warn(std::string(kRemoveAllAnnotation) + " is " + annotation(vm, kRemoveAllAnnotation).dump() +
+      decision.warn(std::string(kRemoveAllAnnotation) + " is " +
+                    json_text(annotation(vm, kRemoveAllAnnotation).to_json()) +
                     ": the node driver acts only on \"true\"");
     } else if (!may_remove_all(request, may_remove_all_)) {
       return Decision::deny(403, "Forbidden",

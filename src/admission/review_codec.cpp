@@ -108,7 +108,9 @@ void decode_user_info(dom::element v, AdmissionRequest &r) {
       r.username = as_string(m.value, "request.userInfo.username");
     } else if (m.key == "groups" && !m.value.is_null()) {
       if (!m.value.is_array()) throw ReviewError("request.userInfo.groups must be a list");
-      for (const dom::element g : dom::array(m.value.get_array().value_unsafe())) {
+      const dom::array groups = m.value.get_array().value_unsafe();
+      r.groups.reserve(groups.size());  // one allocation, where growing took three for the usual three
+      for (const dom::element g : groups) {
         r.groups.push_back(as_string(g, "request.userInfo.groups[]"));
       }
     }
@@ -157,10 +159,11 @@ void decode_request_member(std::string_view key, dom::element v, AdmissionReques
 
 }  // namespace
 
-DecodedReview decode_review(std::string_view body, const ObjectFields &fields) {
+DecodedReview decode_review(std::string_view body, const ObjectFields &fields, bool own_parser) {
   std::unique_ptr<ParsedJson> parsed;
   try {
-    parsed = std::make_unique<ParsedJson>(body);
+    parsed = own_parser ? std::make_unique<ParsedJson>(body, ParsedJson::OwnParser{})
+                        : std::make_unique<ParsedJson>(body);
   } catch (const JsonSyntaxError &e) {
     throw ReviewError(std::string("request body is not valid JSON: ") + e.what());
   } catch (const JsonTooLarge &e) {

@@ -129,6 +129,9 @@ ParsedJson::ParsedJson(std::string_view text, size_t max_depth)
 ParsedJson::ParsedJson(std::string_view text, JsonReader &reader, size_t max_depth)
     : ParsedJson(text, &reader, max_depth) {}
 
+ParsedJson::ParsedJson(std::string_view text, OwnParser, size_t max_depth)
+    : ParsedJson(text, static_cast<JsonReader *>(nullptr), max_depth) {}
+
 // With `reader`'s parser unless there is none or a document of it is still
 // open; otherwise with a parser of its own.
 ParsedJson::ParsedJson(std::string_view text, JsonReader *reader, size_t max_depth) {

@@ -19,8 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
       if (!spec.reads_cluster) continue;
       std::map<std::string, std::string> v;
       for (const auto &o : spec.options) v[o.flag] = o.default_value;
-      out.push_back({spec.build(PolicyConfig(v, cluster.get())),
-                     {FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)}});
+      out.push_back(
+          {spec.build(PolicyConfig(v, cluster.get())),
+           {FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields), spec.reads_views}});
     }
     if (out.size() < 2) __builtin_trap();
     return out;

@@ -1,11 +1,12 @@
-// libFuzzer target: AdmissionReview decoding, both mutating policies, encoding.
+// libFuzzer target: AdmissionReview decoding, both mutating policies (the CSI one
+// through views, as the router gives them), encoding.
 #include <cstdint>
 #include "hci_admission/admission/review_codec.hpp"
 #include "registry.hpp"
 using namespace hci_admission;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   static auto specs = webhooks::builtin_policies();
-  static ObjectFields f{FieldMask::of(specs[0].object_fields), FieldMask::nothing()};
+  static ObjectFields f{FieldMask::of(specs[0].object_fields), FieldMask::nothing(), specs[0].reads_views};
   static std::unique_ptr<Policy> csi = [] {
     std::map<std::string, std::string> v;
     for (auto &o : specs[0].options) v[o.flag] = o.default_value;

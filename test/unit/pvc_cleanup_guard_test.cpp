@@ -98,7 +98,8 @@ Decision decide(const PvcCleanupGuard &guard, const Request &r) {
         {"userInfo", {{"username", r.username}, {"groups", r.groups}}},
         {"object", r.object},
         {"oldObject", r.old_object}}}};
-  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
+  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields),
+                      spec.reads_views};
   const auto decoded = decode_review(review.dump(), fields);
   if (auto screened = spec.screen(decoded.request)) return *screened;
   // review() reads only where reads_cluster_for() said it may: the router

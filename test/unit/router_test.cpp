@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <thread>
+
 using namespace hci_admission;
 
 namespace {
@@ -215,19 +217,6 @@ TEST_CASE("a policy spec without rules is refused at registration", "[router]") 
   CHECK_THROWS_AS(router.add(s, std::make_unique<FakePolicy>(Decision::allow())), std::invalid_argument);
 }
 
-// Views point into the parser of the loop that read the review; a policy
-// that reads the cluster runs on a worker.
-TEST_CASE("a policy reading views and the cluster is refused at registration", "[router]") {
-  AdmissionRouter router;
-  PolicySpec s = spec("v", PolicyType::Mutating);
-  s.reads_views = true;
-  s.reads_cluster = true;
-  CHECK_THROWS_WITH(router.add(s, std::make_unique<FakePolicy>(Decision::allow())),
-                    Catch::Contains("views would cross threads"));
-  s.reads_cluster = false;
-  CHECK_NOTHROW(router.add(s, std::make_unique<FakePolicy>(Decision::allow())));
-}
-
 namespace {
 
 // A policy that reads the cluster for some requests: those whose object
@@ -242,6 +231,19 @@ class SometimesReading : public Policy {
     return request.object.value("read", false);
   }
   mutable int reviews = 0;
+};
+
+// The same through views; what review() saw of the object, on the worker.
+class SometimesReadingViews : public Policy {
+ public:
+  Decision review(const AdmissionRequest &request) const override {
+    seen = request.object_view["note"].string();
+    return Decision::allow();
+  }
+  bool reads_cluster_for(const AdmissionRequest &request) const override {
+    return request.object_view["read"].to_json() == true;
+  }
+  mutable std::string seen;
 };
 
 }  // namespace
@@ -293,4 +295,33 @@ TEST_CASE("a review that may read the cluster is finished on a worker, the other
   CHECK(policy->reviews == 2);
   // Nor does a review that cannot be read.
   CHECK(call(router, "POST", "/validate/reader", "{nope").status == 400);
+}
+
+// A policy reading views whose review goes to a worker gets views into a
+// parser of their own: the loop's is parsing the next reviews meanwhile.
+TEST_CASE("views follow a review to a worker in a document of their own", "[router]") {
+  setup_logging(LogFormat::Text, "off");
+  AdmissionRouter router;
+  PolicySpec s = spec("view-reader", PolicyType::Validating);
+  s.reads_cluster = true;
+  s.reads_views = true;
+  s.object_fields = {"/read", "/note"};
+  auto owned = std::make_unique<SometimesReadingViews>();
+  const SometimesReadingViews *policy = owned.get();
+  router.add(s, std::move(owned));
+  HttpReply r = call(router, "POST", "/validate/view-reader",
+                     review_with("object", {{"read", true}, {"note", "first"}, {"other", 1}}));
+  REQUIRE(r.finish_on_worker);
+  // Other reviews are read on this thread before the worker runs.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(call(router, "POST", "/validate/view-reader",
+               review_with("object", {{"read", false}, {"note", "later " + std::to_string(i)}}))
+              .status == 200);
+    CHECK(policy->seen == "later " + std::to_string(i));
+  }
+  HttpReply answer;
+  std::thread worker([&] { answer = r.finish_on_worker(); });
+  worker.join();
+  CHECK(answer.status == 200);
+  CHECK(policy->seen == "first");
 }

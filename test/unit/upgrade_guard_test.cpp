@@ -240,7 +240,8 @@ Decision review_cluster_scoped_plan(const ClusterView &view, const Json &object)
         {"object", object},
         {"oldObject", nullptr},
         {"dryRun", false}}}};
-  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields)};
+  ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields),
+                      spec.reads_views};
   const auto decoded = decode_review(review.dump(), fields);
   CHECK(decoded.request.namespace_name.empty());
   const auto screened = spec.screen(decoded.request);

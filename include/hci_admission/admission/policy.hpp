@@ -178,9 +178,9 @@ struct PolicySpec {
   std::vector<std::string> old_object_fields{""};
   // True for a policy that reads request.object_view and old_object_view
   // (the same fields, no tree built) instead of object and old_object.
-  // The views point into the parser of the event loop that read the
-  // review, so such a policy cannot also read the cluster (review() would
-  // run on a worker).
+  // The views point into the parser the event loop keeps; a review that
+  // goes on to a worker (reads_cluster) is parsed again with a parser of
+  // its own first.
   bool reads_views = false;
   // True for a policy that reads the cluster: it is given a ClusterView,
   // and, for requests its reads_cluster_for() says may read, runs on a

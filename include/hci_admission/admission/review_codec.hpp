@@ -36,7 +36,10 @@ struct ObjectFields {
 // Throws ReviewError for malformed JSON, an unknown apiVersion or kind, a
 // review without request or request.uid, or a field of the wrong type.
 // The whole body is checked; only the fields asked for are parsed.
-DecodedReview decode_review(std::string_view body, const ObjectFields &fields = ObjectFields());
+// With `own_parser`, the document (views) may be read on another thread:
+// it is parsed with a parser of its own instead of the thread's.
+DecodedReview decode_review(std::string_view body, const ObjectFields &fields = ObjectFields(),
+                            bool own_parser = false);
 
 // The response AdmissionReview for `request_api_version` and `uid`.
 std::string encode_review(const std::string &request_api_version, const std::string &uid,

@@ -70,6 +70,11 @@ class ParsedJson {
   explicit ParsedJson(std::string_view text, size_t max_depth = 512);
   // With `reader`'s parser, whatever the size.
   ParsedJson(std::string_view text, JsonReader &reader, size_t max_depth = 512);
+  // With a parser of its own, whatever the size: for a document that will
+  // be read on another thread than this one (the thread's kept parser is
+  // this thread's alone).
+  struct OwnParser {};
+  ParsedJson(std::string_view text, OwnParser, size_t max_depth = 512);
   ~ParsedJson();
   ParsedJson(const ParsedJson &) = delete;
   ParsedJson &operator=(const ParsedJson &) = delete;
