@@ -210,6 +210,29 @@ std::vector<std::string> limit_warnings(const std::vector<std::string> &warnings
   return out;
 }
 
+namespace {
+
+// The patch in base64. Pods of one template get the same patch (the CSI
+// controller's replicas, a KubeVirt CR's updates), so each thread keeps the
+// last patch up to 4 KiB and its base64: encoding the CSI Pod's 1 KB patch
+// was 6.5k of 115k instructions a review, comparing it is a few hundred.
+void append_patch_base64(std::string &out, std::string_view patch) {
+  constexpr size_t kKept = 4096;
+  thread_local std::string last_patch, last_base64;
+  if (patch.size() > kKept) {
+    append_base64(out, patch);
+    return;
+  }
+  if (patch != last_patch) {
+    last_patch.assign(patch);
+    last_base64.clear();
+    append_base64(last_base64, patch);
+  }
+  out += last_base64;
+}
+
+}  // namespace
+
 std::string encode_review(const std::string &request_api_version, const std::string &uid,
                           const Decision &decision) {
   // Written directly: the envelope is small and fixed, and building it as a
@@ -266,7 +289,7 @@ std::string encode_review(const std::string &request_api_version, const std::str
   // A denial never carries a patch: kube-apiserver would not apply it.
   if (!patch.empty()) {
     out += ",\"patchType\":\"JSONPatch\",\"patch\":\"";
-    append_base64(out, patch);
+    append_patch_base64(out, patch);
     out += '"';
   }
   out += "}}";

@@ -192,3 +192,30 @@ TEST_CASE("warnings stay within the API server's limits", "[codec]") {
   CHECK(total <= 4096);
   CHECK_THAT(limited.back(), Catch::Contains("more warnings not shown"));
 }
+
+// The last patch's base64 is kept per thread: a different patch, one of
+// the same length, one past what is kept, and the first again all encode
+// to their own bytes.
+TEST_CASE("each answer carries its own patch, whatever came before", "[codec]") {
+  auto patch_of = [](const Decision &d) {
+    const Json out = Json::parse(encode_review("admission.k8s.io/v1", "u", d));
+    return hci_admission::base64_decode(out["response"]["patch"].get<std::string>());
+  };
+  auto with = [](const std::string &path, Json value) {
+    Decision d = Decision::allow();
+    d.patch.add(path, std::move(value));
+    return d;
+  };
+  const Decision a = with("/spec/a", "x"), b = with("/spec/b", "x"),
+                 large = with("/spec/c", std::string(6000, 'z'));
+  for (int round = 0; round < 2; ++round) {
+    CHECK(patch_of(a) == a.patch.dump());
+    CHECK(patch_of(a) == a.patch.dump());
+    CHECK(patch_of(b) == b.patch.dump());  // same length, other bytes
+    CHECK(patch_of(large) == large.patch.dump());
+    CHECK(patch_of(large) == large.patch.dump());
+  }
+  // A decision without a patch carries none.
+  const Json none = Json::parse(encode_review("admission.k8s.io/v1", "u", Decision::allow()));
+  CHECK_FALSE(none["response"].contains("patch"));
+}
