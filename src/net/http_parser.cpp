@@ -244,7 +244,8 @@ HttpParse::Status HttpRequestParser::parse_header_field(std::string_view in, std
   const std::string_view name = field.substr(0, colon);
   if (!is_token(name)) return fail(400, "malformed header name");
   const std::string_view value = trim_ows(field.substr(colon + 1));
-  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+  // One pass (find_first_of calls memchr on the set for every byte).
+  if (std::any_of(value.begin(), value.end(), [](char c) { return c == '\r' || c == '\n' || c == '\0'; })) {
     return fail(400, "control character in header value");
   }
   if (iequals(name, "content-length")) {

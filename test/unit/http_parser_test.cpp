@@ -132,6 +132,10 @@ const std::vector<Case> kInvalid = {
      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + std::string(1100, 'x') +
          "\r\na\r\n0\r\n\r\n",
      400},
+    {"bare CR in a header value", "POST / HTTP/1.1\r\nX-A: a\rb\r\nContent-Length: 0\r\n\r\n", 400},
+    {"bare LF in a header value", "POST / HTTP/1.1\r\nX-A: a\nb\r\nContent-Length: 0\r\n\r\n", 400},
+    {"NUL in a header value", std::string("POST / HTTP/1.1\r\nX-A: a\0b\r\nContent-Length: 0\r\n\r\n", 48),
+     400},
     {"chunked trailer too large",
      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: " + std::string(1100, 'a'), 431},
     {"chunked trailer too large, ended",
