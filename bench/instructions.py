@@ -85,7 +85,7 @@ BINARY = os.path.join(ROOT, "build", "hci-admission")
 
 
 def start(label, port, work, out_file):
-    grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"]
+    grind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"] + os.environ.get("CALLGRIND_ARGS", "").split()
     if label == "nginx":
         conf = f"""daemon off; master_process off; worker_processes 1; pid {work}/nginx.pid;
 error_log {work}/nginx.err; events {{ worker_connections 64; }}

@@ -19,11 +19,12 @@ constexpr Taint kControlPlaneTaints[] = {
 // A toleration's fields, read once for both taints.
 struct Toleration {
   std::string_view key, op, value, effect;
-  explicit Toleration(const JsonView &t)
-      : key(t["key"].string()),
-        op(t["operator"].string()),
-        value(t["value"].string()),
-        effect(t["effect"].string()) {
+  explicit Toleration(const JsonView &t) {
+    const auto [k, o, v, e] = t.members({"key", "operator", "value", "effect"});
+    key = k.string();
+    op = o.string();
+    value = v.string();
+    effect = e.string();
     if (op.empty()) op = "Equal";
   }
 };
@@ -107,16 +108,17 @@ Decision CsiControllerPlacement::review(const AdmissionRequest &request) const {
   if (!pod.is_object()) {
     return Decision::allow().warn(std::string(kName) + ": the request carries no pod; left unchanged");
   }
-  if (!settings_.controller_selector.matches(pod["metadata"]["labels"])) return Decision::allow();
+  const auto [metadata, spec] = pod.members({"metadata", "spec"});
+  if (!settings_.controller_selector.matches(metadata["labels"])) return Decision::allow();
 
-  const JsonView spec = pod["spec"];
   if (!spec.is_object()) {
     return Decision::allow().warn(std::string(kName) + ": pod has no spec; left unchanged");
   }
   Decision decision = Decision::allow();
   try {
-    place_on_control_plane(spec["affinity"], decision.patch);
-    add_control_plane_tolerations(spec["tolerations"], decision.patch);
+    const auto [affinity, tolerations] = spec.members({"affinity", "tolerations"});
+    place_on_control_plane(affinity, decision.patch);
+    add_control_plane_tolerations(tolerations, decision.patch);
   } catch (const ShapeError &e) {
     return Decision::allow().warn(std::string(kName) + ": " + e.what() + "; left unchanged");
   }

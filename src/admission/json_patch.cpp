@@ -80,6 +80,24 @@ std::string JsonPatch::dump() const {
   return out;
 }
 
+bool JsonPatch::all_rendered() const {
+  return std::all_of(ops_.begin(), ops_.end(),
+                     [](const PatchOperation &op) { return op.rendered.has_value(); });
+}
+
+bool JsonPatch::same_rendered(const JsonPatch &other) const {
+  if (ops_.size() != other.ops_.size()) return false;
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const PatchOperation &a = ops_[i];
+    const PatchOperation &b = other.ops_[i];
+    if (!a.rendered.has_value() || !a.rendered.shares_text_with(b.rendered) || a.op != b.op ||
+        a.path != b.path) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void JsonPatch::dump_to(std::string &out) const {
   out += '[';
   bool first = true;

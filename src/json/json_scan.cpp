@@ -182,7 +182,7 @@ FieldMask FieldMask::of(const std::vector<std::string> &pointers) {
       for (size_t i = 0; (i = token.find('~', i)) != std::string::npos; ++i) {
         token.replace(i, 2, token.compare(i, 2, "~1") == 0 ? "/" : "~");
       }
-      node = &node->children_[token];
+      node = node->child_or_new(token);
       start = slash + 1;
     }
     node->whole_ = true;
@@ -191,16 +191,25 @@ FieldMask FieldMask::of(const std::vector<std::string> &pointers) {
 }
 
 const FieldMask *FieldMask::child(std::string_view key) const {
-  const auto it = children_.find(key);
-  return it == children_.end() ? nullptr : &it->second;
+  for (const auto &[name, mask] : children_) {
+    if (name.size() == key.size() && name == key) return &mask;
+  }
+  return nullptr;
+}
+
+FieldMask *FieldMask::child_or_new(const std::string &key) {
+  for (auto &[name, mask] : children_) {
+    if (name == key) return &mask;
+  }
+  return &children_.emplace_back(key, FieldMask()).second;
 }
 
 Json FieldMask::extract(dom::element value) const {
   if (whole_ || !value.is_object()) return to_json(value);
   Json out = Json::object();
   for (const dom::key_value_pair member : dom::object(value.get_object().value_unsafe())) {
-    auto it = children_.find(member.key);
-    if (it != children_.end()) out[JsonString(member.key)] = it->second.extract(member.value);
+    const FieldMask *mask = child(member.key);
+    if (mask != nullptr) out[JsonString(member.key)] = mask->extract(member.value);
   }
   return out;
 }
@@ -260,15 +269,31 @@ bool JsonView::is_array() const { return present_ && element().is_array(); }
 bool JsonView::is_string() const { return present_ && element().is_string(); }
 
 JsonView JsonView::operator[](std::string_view key) const {
-  if (!is_object()) return {};
-  const FieldMask *child = nullptr;
-  if (mask_ != nullptr && (child = mask_->child(key)) == nullptr) return {};
-  // The last of a key given twice, as the tree keeps it.
   JsonView found;
-  for (const dom::key_value_pair member : dom::object(element().get_object().value_unsafe())) {
-    if (member.key == key) found = JsonView(member.value, child);
-  }
+  find_members(&key, &found, 1);
   return found;
+}
+
+void JsonView::find_members(const std::string_view *keys, JsonView *out, size_t count) const {
+  if (!is_object()) return;
+  // Up to 8 keys a pass (callers ask for 2 to 4); more go round again.
+  constexpr size_t kPass = 8;
+  for (size_t first = 0; first < count; first += kPass) {
+    const size_t n = std::min(kPass, count - first);
+    const FieldMask *masks[kPass] = {};
+    bool wanted = false;
+    for (size_t i = 0; i < n; ++i) {
+      masks[i] = mask_ == nullptr ? nullptr : mask_->child(keys[first + i]);
+      wanted = wanted || mask_ == nullptr || masks[i] != nullptr;
+    }
+    if (!wanted) continue;
+    for (const dom::key_value_pair member : dom::object(element().get_object().value_unsafe())) {
+      for (size_t i = 0; i < n; ++i) {
+        if (member.key.size() != keys[first + i].size() || member.key != keys[first + i]) continue;
+        if (mask_ == nullptr || masks[i] != nullptr) out[first + i] = JsonView(member.value, masks[i]);
+      }
+    }
+  }
 }
 
 std::string_view JsonView::string() const {

@@ -29,6 +29,8 @@ class RenderedJson {
   bool has_value() const { return text_ != nullptr; }
   std::string_view text() const { return *text_; }
   Json to_json() const { return Json::parse(*text_); }
+  // The very same text (not just equal text).
+  bool shares_text_with(const RenderedJson &other) const { return text_ == other.text_; }
 
  private:
   std::shared_ptr<const std::string> text_;
@@ -71,6 +73,12 @@ class JsonPatch {
   std::string dump() const;
   // The same, appended to `out` (so that a caller can reuse one buffer).
   void dump_to(std::string &out) const;
+  // Every value was added written out (RenderedJson).
+  bool all_rendered() const;
+  // Both patches have the same operations and paths, and every value of
+  // both is the same written-out text: so both are written out alike,
+  // which this tells without writing either.
+  bool same_rendered(const JsonPatch &other) const;
 
  private:
   std::vector<PatchOperation> ops_;

@@ -13,13 +13,14 @@
 
 #include "hci_admission/json/json.hpp"
 
+#include <array>
 #include <cstddef>
 #include <iterator>
-#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace simdjson::dom {
@@ -125,8 +126,13 @@ class FieldMask {
   const FieldMask *child(std::string_view key) const;
 
  private:
+  FieldMask *child_or_new(const std::string &key);
+
   bool whole_ = false;
-  std::map<std::string, FieldMask, std::less<>> children_;
+  // A policy names a handful of members a level, so a list looked up
+  // length first: a std::map took 134 instructions a lookup, 670 of the
+  // CSI Pod review's (callgrind).
+  std::vector<std::pair<std::string, FieldMask>> children_;
 };
 
 // The whole value as a Json tree.
@@ -154,6 +160,17 @@ class JsonView {
   // The member `key`; absent unless this is an object with that member,
   // kept by the mask.
   JsonView operator[](std::string_view key) const;
+  // Several members at once, in the order of `keys`:
+  //   auto [key, op] = toleration.members({"key", "operator"});
+  // The last of a key given twice counts, so every lookup reads the whole
+  // object; this reads it once for all N. For the CSI Pod review, one
+  // pass per lookup took 4.9k of 108k instructions (callgrind).
+  template <size_t N>
+  std::array<JsonView, N> members(const std::string_view (&keys)[N]) const {
+    std::array<JsonView, N> out;
+    find_members(keys, out.data(), N);
+    return out;
+  }
   // The string; "" for any other value.
   std::string_view string() const;
   // An array's elements (nothing for any other value).
@@ -164,6 +181,7 @@ class JsonView {
 
  private:
   simdjson::dom::element element() const;
+  void find_members(const std::string_view *keys, JsonView *out, size_t count) const;
 
   alignas(8) unsigned char element_[16] = {};  // a simdjson::dom::element
   const FieldMask *mask_ = nullptr;
