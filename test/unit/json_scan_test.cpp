@@ -173,6 +173,36 @@ TEST_CASE("a JsonView reads what its mask keeps, as the masked tree has it", "[j
   CHECK(JsonView().to_json().is_null());
 }
 
+TEST_CASE("members() reads several members as operator[] reads each", "[json_scan]") {
+  std::string text = R"({"metadata":{"name":"n","labels":{"a":"1","b":"2","a":"3"}},"spec":{"x":1},"status":"s")";
+  // More keys than one pass takes, one of them repeated.
+  for (int i = 0; i < 12; ++i) text += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
+  text += R"(,"k3":"last"})";
+  const ParsedJson parsed(text);
+  const FieldMask mask = FieldMask::of({"/metadata/labels", "/spec", "/k3", "/k10"});
+  for (const FieldMask *m : {static_cast<const FieldMask *>(nullptr), &mask}) {
+    const JsonView doc(parsed.root(), m);
+    const auto found = doc.members({"spec", "metadata", "status", "missing", "k0", "k1", "k2", "k3", "k4", "k5",
+                                    "k6", "k7", "k8", "k9", "k10", "k11"});
+    const std::string_view keys[] = {"spec", "metadata", "status", "missing", "k0", "k1", "k2", "k3",
+                                     "k4",   "k5",       "k6",     "k7",      "k8", "k9", "k10", "k11"};
+    for (size_t i = 0; i < std::size(keys); ++i) {
+      INFO(keys[i] << (m == nullptr ? " unmasked" : " masked"));
+      CHECK(found[i].exists() == doc[keys[i]].exists());
+      CHECK(found[i].to_json() == doc[keys[i]].to_json());
+    }
+    CHECK(found[7].string() == "last");
+    CHECK(found[2].exists() == (m == nullptr));  // status: left out by the mask
+    const auto [labels, name] = found[1].members({"labels", "name"});
+    CHECK(labels["a"].string() == "3");
+    CHECK(name.exists() == (m == nullptr));
+  }
+  const auto [none] = JsonView().members({"a"});
+  CHECK_FALSE(none.exists());
+  const auto [in_string] = JsonView(parsed.root(), nullptr)["status"].members({"a"});
+  CHECK_FALSE(in_string.exists());
+}
+
 TEST_CASE("to_json builds the same tree as nlohmann", "[json_scan]") {
   const std::vector<std::string> docs = {
       R"({"a":[1,-2,0,-0,3.25,-1e-7,1E+3,18446744073709551615,-9223372036854775808,123456789012345678]})",
