@@ -67,6 +67,7 @@ PolicySpec CsiControllerPlacement::spec() {
                      "/spec/tolerations"};
   s.old_object_fields = {};
   s.reads_views = true;
+  s.reads_user_info = false;
   s.build = [](const PolicyConfig &config) -> std::unique_ptr<Policy> {
     Settings settings{LabelSelector::parse(config.option("csi-controller-selector")),
                       split_list(config.option("control-plane-labels"))};

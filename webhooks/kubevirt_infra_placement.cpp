@@ -12,6 +12,7 @@ PolicySpec KubeVirtInfraPlacement::spec() {
   s.rules = {{{"CREATE", "UPDATE"}, "kubevirt.io", {"v1"}, "kubevirts", "KubeVirt"}};
   s.object_fields = {"/metadata/name", "/metadata/annotations", "/spec/infra"};
   s.old_object_fields = {};
+  s.reads_user_info = false;
   s.build = [](const PolicyConfig &) -> std::unique_ptr<Policy> {
     return std::make_unique<KubeVirtInfraPlacement>();
   };

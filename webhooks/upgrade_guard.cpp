@@ -373,6 +373,7 @@ PolicySpec UpgradeGuard::spec() {
       {"upgrade-namespace", "harvester-system", "namespace of Harvester's v1 Upgrades"}};
   s.object_fields = {"/metadata/name", "/metadata/generateName", "/metadata/annotations"};
   s.old_object_fields = {};
+  s.reads_user_info = false;
   s.reads_cluster = true;
   s.cluster_reads = {"list nodes",
                      "list pods",

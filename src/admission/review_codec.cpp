@@ -99,20 +99,23 @@ dom::element decode_envelope(dom::element doc, std::string &api_version) {
 }
 
 // request.kind ({group, version, kind}) or request.resource ({group,
-// version, resource}): the three strings, in that order.
-std::array<std::string, 3> decode_group_version(dom::element v, const char *where, const char *last) {
-  std::array<std::string, 3> out;
+// version, resource}), into the three strings, in that order.
+void decode_group_version(dom::element v, const char *where, const char *last,
+                          const std::array<std::string *, 3> &into) {
   require_object(v, where);
   for (const dom::key_value_pair m : dom::object(v.get_object().value_unsafe())) {
     const int i = m.key == "group" ? 0 : m.key == "version" ? 1 : m.key == last ? 2 : -1;
     if (i < 0) continue;
-    // The field's name is written out only for an error.
-    if (!m.value.is_null() && !m.value.is_string()) {
+    std::string &out = *into[static_cast<size_t>(i)];
+    if (m.value.is_string()) {
+      out.assign(m.value.get_string().value_unsafe());
+    } else if (m.value.is_null()) {
+      out.clear();
+    } else {
+      // The field's name is written out only for an error.
       throw ReviewError(std::string(where) + "." + std::string(m.key) + " must be a string");
     }
-    out[static_cast<size_t>(i)] = as_string(m.value, where);
   }
-  return out;
 }
 
 void decode_user_info(dom::element v, AdmissionRequest &r) {
@@ -136,11 +139,12 @@ void decode_request_member(std::string_view key, dom::element v, AdmissionReques
   if (key == "uid") {
     r.uid = as_string(v, "request.uid");
   } else if (key == "kind" && !v.is_null()) {
-    auto [group, version, kind] = decode_group_version(v, "request.kind", "kind");
-    r.kind = {std::move(group), std::move(version), std::move(kind)};
+    r.kind = {};
+    decode_group_version(v, "request.kind", "kind", {&r.kind.group, &r.kind.version, &r.kind.kind});
   } else if (key == "resource" && !v.is_null()) {
-    auto [group, version, resource] = decode_group_version(v, "request.resource", "resource");
-    r.resource = {std::move(group), std::move(version), std::move(resource)};
+    r.resource = {};
+    decode_group_version(v, "request.resource", "resource",
+                         {&r.resource.group, &r.resource.version, &r.resource.resource});
   } else if (key == "subResource") {
     r.sub_resource = as_string(v, "request.subResource");
   } else if (key == "name") {
@@ -149,7 +153,7 @@ void decode_request_member(std::string_view key, dom::element v, AdmissionReques
     r.namespace_name = as_string(v, "request.namespace");
   } else if (key == "operation") {
     r.operation = as_string(v, "request.operation");
-  } else if (key == "userInfo" && !v.is_null()) {
+  } else if (key == "userInfo" && fields.user_info && !v.is_null()) {
     decode_user_info(v, r);
   } else if (key == "dryRun") {
     if (!v.is_null() && !v.is_bool()) throw ReviewError("request.dryRun must be a boolean");

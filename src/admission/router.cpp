@@ -95,7 +95,7 @@ void AdmissionRouter::add(const PolicySpec &spec, std::unique_ptr<Policy> policy
     throw std::invalid_argument("policy " + spec.name + " declares no rules: it would never be called");
   }
   ObjectFields fields{FieldMask::of(spec.object_fields), FieldMask::of(spec.old_object_fields),
-                      spec.reads_views};
+                      spec.reads_views, spec.reads_user_info};
   const std::string path = spec.path();
   MetricsRegistry &m = metrics();
   RouteMetrics rm;

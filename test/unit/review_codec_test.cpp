@@ -72,6 +72,23 @@ TEST_CASE("with views, the objects are read in place and no tree is built", "[co
   CHECK_FALSE(trees.request.object_view.exists());
 }
 
+TEST_CASE("userInfo is read only for a policy that reads it", "[codec]") {
+  const DecodedReview with_user = decode_review(review("admission.k8s.io/v1", kRequest));
+  CHECK(with_user.request.username == "alice");
+  CHECK(with_user.request.groups == std::vector<std::string>{"a"});
+  ObjectFields no_user;
+  no_user.user_info = false;
+  const DecodedReview without = decode_review(review("admission.k8s.io/v1", kRequest), no_user);
+  CHECK(without.request.username.empty());
+  CHECK(without.request.groups.empty());
+  CHECK(without.request.uid == with_user.request.uid);
+  // Unread, a malformed userInfo is no error; read, it is.
+  Json bad = kRequest;
+  bad["userInfo"] = {{"username", 7}, {"groups", "a"}};
+  CHECK_NOTHROW(decode_review(review("admission.k8s.io/v1", bad), no_user));
+  CHECK_THROWS_AS(decode_review(review("admission.k8s.io/v1", bad)), ReviewError);
+}
+
 TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
   auto error_of = [](const std::string &body) {
     try {

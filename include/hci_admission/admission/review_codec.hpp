@@ -31,6 +31,8 @@ struct ObjectFields {
   // Views (request.object_view, old_object_view) instead of trees; the
   // masks must then outlive the DecodedReview.
   bool views = false;
+  // request.userInfo (username, groups) read; otherwise left empty.
+  bool user_info = true;
 };
 
 // Throws ReviewError for malformed JSON, an unknown apiVersion or kind, a
