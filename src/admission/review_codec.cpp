@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <unordered_set>
 
 namespace hci_admission {
 namespace {
@@ -30,42 +31,52 @@ void require_object(dom::element v, const char *where) {
 }
 
 // A key given twice is refused: parsers disagree on which one counts
-// (Go's takes the last), and a review is never sent that way. The keys
-// are views into the parsed document, which outlives this; the first 32
-// of a level (a review has about 15) take no heap. A 64-bit filter of
-// (length, first and last byte) sends only a likely repeat to the list:
-// comparing each key with all before it took 1.2k of the CSI Pod
-// review's 108k instructions (callgrind).
-class KeysSeenOnce {
+// (Go's takes the last), and a review is never sent that way. A 64-bit
+// filter of (length, first and last byte) sends only a likely repeat to a
+// look back over the members before it. Keeping each key in a list and comparing it with all
+// before took 1.2k of the CSI Pod review's 108k instructions (callgrind).
+// Keys made to share bits (a body of 7 MiB holds 600k) would make the look
+// back quadratic, so past a budget the rest go through a hash set.
+class RepeatedKeys {
  public:
-  void operator()(std::string_view key, const char *where) {
+  RepeatedKeys(dom::object object, const char *where) : object_(object), where_(where) {}
+
+  // Throws if the key at `at` came before it in the object.
+  void check(dom::object::iterator at) {
+    const std::string_view key = at.key();
+    if (!keys_.empty()) {
+      if (!keys_.insert(key).second) throw repeated(key);
+      return;
+    }
+    // These factors give the 15 keys Kubernetes sends in a request 15
+    // bits of their own.
     const size_t hash = key.empty() ? 0
-                                    : key.size() * 31 + static_cast<unsigned char>(key.front()) * 7 +
+                                    : key.size() * 3 + static_cast<unsigned char>(key.front()) * 2 +
                                           static_cast<unsigned char>(key.back());
     const uint64_t bit = uint64_t{1} << (hash & 63);
-    if ((filter_ & bit) != 0 && seen(key)) {
-      throw ReviewError("duplicate key \"" + std::string(where) + std::string(key) + "\"");
+    if ((filter_ & bit) != 0) {
+      for (auto before = object_.begin(); before != at; ++before, ++looked_back_) {
+        if (before.key() == key) throw repeated(key);
+      }
+      if (looked_back_ > kLookBackBudget) {
+        for (auto before = object_.begin(); before != at; ++before) keys_.insert(before.key());
+        keys_.insert(key);
+      }
     }
     filter_ |= bit;
-    if (count_ < inline_.size()) {
-      inline_[count_] = key;
-    } else {
-      more_.push_back(key);
-    }
-    ++count_;
   }
 
  private:
-  bool seen(std::string_view key) const {
-    const auto inline_end = inline_.cbegin() + static_cast<std::ptrdiff_t>(std::min(count_, inline_.size()));
-    return std::find(inline_.cbegin(), inline_end, key) != inline_end ||
-           std::find(more_.begin(), more_.end(), key) != more_.end();
+  static constexpr size_t kLookBackBudget = 4096;
+  ReviewError repeated(std::string_view key) const {
+    return ReviewError("duplicate key \"" + std::string(where_) + std::string(key) + "\"");
   }
 
-  std::array<std::string_view, 32> inline_;
-  std::vector<std::string_view> more_;
-  size_t count_ = 0;
+  dom::object object_;
+  const char *where_;
   uint64_t filter_ = 0;
+  size_t looked_back_ = 0;
+  std::unordered_set<std::string_view> keys_;  // once over budget
 };
 
 // apiVersion, kind and request of the AdmissionReview; returns the request.
@@ -73,19 +84,18 @@ dom::element decode_envelope(dom::element doc, std::string &api_version) {
   std::string kind;
   dom::element request;
   bool has_request = false;
-  KeysSeenOnce once;
-  for (const dom::key_value_pair member : dom::object(doc.get_object().value_unsafe())) {
-    const std::string_view key = member.key;
+  const dom::object envelope = doc.get_object().value_unsafe();
+  RepeatedKeys repeated(envelope, "");
+  for (auto it = envelope.begin(); it != envelope.end(); ++it) {
+    repeated.check(it);
+    const std::string_view key = it.key();
     if (key == "apiVersion") {
-      once(key, "");
-      api_version = as_string(member.value, "apiVersion");
+      api_version = as_string(it.value(), "apiVersion");
     } else if (key == "kind") {
-      once(key, "");
-      kind = as_string(member.value, "kind");
+      kind = as_string(it.value(), "kind");
     } else if (key == "request") {
-      once(key, "");
-      if (!member.value.is_null()) require_object(member.value, "request");
-      request = member.value;
+      if (!it.value().is_null()) require_object(it.value(), "request");
+      request = it.value();
       has_request = true;
     }
   }
@@ -191,10 +201,11 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields, b
   if (!doc.is_object()) throw ReviewError("request body is not a JSON object");
   DecodedReview out;
   const dom::element request = decode_envelope(doc, out.api_version);
-  KeysSeenOnce once;
-  for (const dom::key_value_pair member : dom::object(request.get_object().value_unsafe())) {
-    once(member.key, "request.");
-    decode_request_member(member.key, member.value, out.request, fields);
+  const dom::object members = request.get_object().value_unsafe();
+  RepeatedKeys repeated(members, "request.");
+  for (auto it = members.begin(); it != members.end(); ++it) {
+    repeated.check(it);
+    decode_request_member(it.key(), it.value(), out.request, fields);
   }
   if (out.request.uid.empty()) throw ReviewError("request.uid is missing or empty");
   if (fields.views) out.document = std::move(parsed);

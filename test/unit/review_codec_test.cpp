@@ -163,6 +163,18 @@ TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
   std::string repeated = unique;
   repeated.insert(repeated.size() - 2, R"(,"k137z":0)");  // before the request's "}"
   CHECK_THAT(error_of(repeated), Catch::Contains("duplicate key \"request.k137z\""));
+  // Thousands of keys made to share one bit: past the look-back budget
+  // they are told apart by a set, and a repeat of an early or a late one
+  // is still caught (comparing each with all before would be quadratic).
+  Json crowd = kRequest;
+  for (int i = 0; i < 20000; ++i) crowd["k" + std::to_string(100000 + i) + "z"] = 0;
+  const std::string crowded = review("admission.k8s.io/v1", crowd);
+  CHECK(decode_review(crowded).request.uid == kRequest["uid"].get<std::string>());
+  for (const char *again : {R"(,"k100003z":1)", R"(,"k119990z":1)"}) {
+    std::string twice = crowded;
+    twice.insert(twice.size() - 2, again);
+    CHECK_THAT(error_of(twice), Catch::Contains("duplicate key \"request.k1"));
+  }
 }
 
 TEST_CASE("encodes allow, patch, warnings and denial", "[codec]") {
