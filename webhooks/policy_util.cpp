@@ -118,10 +118,19 @@ bool LabelSelector::matches(const Json &labels) const {
 
 bool LabelSelector::matches(const JsonView &labels) const {
   if (!labels.is_object()) return false;
-  for (const auto &[key, value] : requirements_) {
-    const JsonView label = labels[key];
-    if (!label.is_string()) return false;
-    if (value && label.string() != *value) return false;
+  // All labels found in one pass over the pod's, up to 8 at a time.
+  constexpr size_t kPass = 8;
+  for (size_t first = 0; first < requirements_.size(); first += kPass) {
+    const size_t n = std::min(kPass, requirements_.size() - first);
+    std::string_view keys[kPass];
+    JsonView found[kPass];
+    for (size_t i = 0; i < n; ++i) keys[i] = requirements_[first + i].first;
+    labels.find_members(keys, found, n);
+    for (size_t i = 0; i < n; ++i) {
+      const std::optional<std::string> &value = requirements_[first + i].second;
+      if (!found[i].is_string()) return false;
+      if (value && found[i].string() != *value) return false;
+    }
   }
   return true;
 }

@@ -282,6 +282,34 @@ TEST_CASE("csi-controller-placement: selector and control-plane labels are confi
                    [0]["podAffinityTerm"]["labelSelector"] ==
         Json::parse(R"({"matchExpressions":[{"key":"app","operator":"In","values":["my-csi"]}]})"));
 
+  // A selector of more labels than one pass over the pod's reads: every
+  // one must match, the last as much as the first.
+  std::string many;
+  Json labels = Json::object();
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "l" + std::to_string(i);
+    many += (i ? "," : "") + key + (i == 4 ? std::string() : "=v" + std::to_string(i));
+    labels[key] = "v" + std::to_string(i);
+  }
+  auto strict = s.build(PolicyConfig({{"csi-controller-selector", many}, {"control-plane-labels", "cp"}}));
+  Json labelled = controller_pod();
+  labelled["metadata"]["labels"] = labels;
+  CHECK_FALSE(run_policy(s, *strict, labelled, kPodKind).decision.patch.empty());
+  for (const char *key : {"l0", "l4", "l9"}) {
+    for (const Json &value : {Json("other"), Json(nullptr)}) {
+      INFO(key << " = " << value.dump());
+      Json off = labelled;
+      if (value.is_null()) {
+        off["metadata"]["labels"].erase(key);
+      } else if (std::string(key) != "l4") {  // l4 only has to exist
+        off["metadata"]["labels"][key] = value;
+      } else {
+        continue;
+      }
+      CHECK(run_policy(s, *strict, off, kPodKind).decision.patch.empty());
+    }
+  }
+
   CHECK_THROWS_AS(s.build(PolicyConfig({{"csi-controller-selector", ""}, {"control-plane-labels", "x"}})),
                   std::invalid_argument);
   CHECK_THROWS_AS(

@@ -171,6 +171,8 @@ class JsonView {
     find_members(keys, out.data(), N);
     return out;
   }
+  // The same for keys known at run time: out[i] for keys[i], i < count.
+  void find_members(const std::string_view *keys, JsonView *out, size_t count) const;
   // The string; "" for any other value.
   std::string_view string() const;
   // An array's elements (nothing for any other value).
@@ -181,7 +183,6 @@ class JsonView {
 
  private:
   simdjson::dom::element element() const;
-  void find_members(const std::string_view *keys, JsonView *out, size_t count) const;
 
   alignas(8) unsigned char element_[16] = {};  // a simdjson::dom::element
   const FieldMask *mask_ = nullptr;
