@@ -161,6 +161,15 @@ TEST_CASE("responses carry length, type and close", "[http]") {
         "Allow: POST\r\nConnection: close\r\n\r\n{}");
   CHECK(serialize_http_reply({200, "text/plain", "ok", ""}, true, false) ==
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n");
+  // Fields longer than the head's stack buffer, and one that fills it
+  // part way, come out whole and in order.
+  for (const size_t length : {100, 230, 256, 300, 5000}) {
+    const std::string type(length, 't'), allow(length / 2, 'A'), body(length * 3, 'b');
+    INFO("length " << length);
+    CHECK(serialize_http_reply({413, type, body, allow}, false, true) ==
+          "HTTP/1.1 413 Content Too Large\r\nContent-Type: " + type + "\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\nAllow: " + allow + "\r\nConnection: close\r\n\r\n" + body);
+  }
 }
 
 namespace {
