@@ -187,11 +187,17 @@ void decode_request_member(std::string_view key, dom::element v, AdmissionReques
 
 }  // namespace
 
-DecodedReview decode_review(std::string_view body, const ObjectFields &fields, bool own_parser) {
+DecodedReview decode_review(std::string_view body, const ObjectFields &fields, bool own_parser,
+                            size_t readable_after) {
   std::unique_ptr<ParsedJson> parsed;
   try {
-    parsed = own_parser ? std::make_unique<ParsedJson>(body, ParsedJson::OwnParser{})
-                        : std::make_unique<ParsedJson>(body);
+    if (own_parser) {
+      parsed = std::make_unique<ParsedJson>(body, ParsedJson::OwnParser{});
+    } else if (readable_after >= kJsonPadding) {
+      parsed = std::make_unique<ParsedJson>(PaddedText{body});
+    } else {
+      parsed = std::make_unique<ParsedJson>(body);
+    }
   } catch (const JsonSyntaxError &e) {
     throw ReviewError(std::string("request body is not valid JSON: ") + e.what());
   } catch (const JsonTooLarge &e) {

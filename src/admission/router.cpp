@@ -165,7 +165,7 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
     }
     return {200, "text/plain; version=0.0.4; charset=utf-8", metrics().render(), ""};
   }
-  auto it = routes_.find(std::string(request.path));
+  auto it = routes_.find(request.path);
   if (it == routes_.end()) {
     std::string known;
     for (const auto &p : paths()) known += (known.empty() ? "" : ", ") + p;
@@ -184,7 +184,7 @@ HttpReply AdmissionRouter::handle(const HttpRequestView &request) const {
         "content type \"" + std::string(request.content_type) + "\" not supported; send application/json",
         "");
   }
-  return admit(it->second, request.body, request.query);
+  return admit(it->second, request);
 }
 
 HttpReply AdmissionRouter::failed(const Route &route, int status, const std::string &message,
@@ -243,12 +243,13 @@ class InFlight {
 
 }  // namespace
 
-HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std::string_view query) const {
+HttpReply AdmissionRouter::admit(const Route &route, const HttpRequestView &request) const {
+  const std::string_view body = request.body;
   const auto started = std::chrono::steady_clock::now();
   InFlight in_flight(*route.metrics.in_flight, *route.metrics.latency, started);
   DecodedReview review;
   try {
-    review = decode_review(body, route.fields);
+    review = decode_review(body, route.fields, false, request.body_padding);
   } catch (const ReviewError &e) {
     return failed(route, 400, e.what(), "");
   } catch (const std::exception &e) {
@@ -256,7 +257,7 @@ HttpReply AdmissionRouter::admit(const Route &route, std::string_view body, std:
     // request must never take the server down.
     return failed(route, 400, std::string("cannot read the review: ") + e.what(), "");
   }
-  review.request.deadline = started + std::min(cluster_read_timeout_, answer_within(query));
+  review.request.deadline = started + std::min(cluster_read_timeout_, answer_within(request.query));
   std::optional<Decision> screened;
   bool may_read = false;
   try {

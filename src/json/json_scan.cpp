@@ -111,20 +111,29 @@ void check_parse_memory(std::string_view text) {
 
 }  // namespace
 
-void ParsedJson::parse(std::string_view text, size_t max_depth) {
-  if (text.empty()) text = "";  // simdjson copies from the pointer even for no bytes
+static_assert(kJsonPadding >= simdjson::SIMDJSON_PADDING);
+
+void ParsedJson::parse(std::string_view text, size_t max_depth, bool padded) {
+  if (text.empty()) {
+    text = "";  // simdjson copies from the pointer even for no bytes
+    padded = false;
+  }
   if (parser_->max_depth() != max_depth &&
       parser_->allocate(std::max(parser_->capacity(), text.size()), max_depth) != simdjson::SUCCESS) {
     throw std::bad_alloc();
   }
-  // Copied into the parser's padded buffer: simdjson reads up to 64 bytes
-  // past the end, which the caller's buffer need not have.
-  const simdjson::error_code error = parser_->parse(text.data(), text.size(), true).error();
+  // Unless padded, copied into the parser's padded buffer: simdjson reads
+  // up to 64 bytes past the end, which the caller's buffer need not have.
+  const simdjson::error_code error = parser_->parse(text.data(), text.size(), !padded).error();
   if (error != simdjson::SUCCESS) fail(text, error, max_depth);
 }
 
 ParsedJson::ParsedJson(std::string_view text, size_t max_depth)
     : ParsedJson(text, text.size() <= kKeptCapacity ? &thread_reader() : nullptr, max_depth) {}
+
+ParsedJson::ParsedJson(PaddedText text, size_t max_depth)
+    : ParsedJson(text.text, text.text.size() <= kKeptCapacity ? &thread_reader() : nullptr, max_depth, true) {
+}
 
 ParsedJson::ParsedJson(std::string_view text, JsonReader &reader, size_t max_depth)
     : ParsedJson(text, &reader, max_depth) {}
@@ -134,7 +143,7 @@ ParsedJson::ParsedJson(std::string_view text, OwnParser, size_t max_depth)
 
 // With `reader`'s parser unless there is none or a document of it is still
 // open; otherwise with a parser of its own.
-ParsedJson::ParsedJson(std::string_view text, JsonReader *reader, size_t max_depth) {
+ParsedJson::ParsedJson(std::string_view text, JsonReader *reader, size_t max_depth, bool padded) {
   check_parse_memory(text);
   if (reader != nullptr && !reader->in_use_) {
     parser_ = reader->parser_.get();
@@ -143,7 +152,7 @@ ParsedJson::ParsedJson(std::string_view text, JsonReader *reader, size_t max_dep
     parser_ = own_.get();
     reader = nullptr;
   }
-  parse(text, max_depth);
+  parse(text, max_depth, padded);
   reader_ = reader;
   if (reader_ != nullptr) reader_->in_use_ = true;
 }

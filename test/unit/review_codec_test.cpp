@@ -72,6 +72,35 @@ TEST_CASE("with views, the objects are read in place and no tree is built", "[co
   CHECK_FALSE(trees.request.object_view.exists());
 }
 
+TEST_CASE("a body parsed in place reads the same as one copied, whatever follows it", "[codec]") {
+  auto outcome = [](std::string_view body, size_t readable_after) {
+    try {
+      const DecodedReview d = decode_review(body, ObjectFields(), false, readable_after);
+      return d.request.uid + "|" + d.request.object.dump();
+    } catch (const ReviewError &e) {
+      return std::string("error: ") + e.what();
+    }
+  };
+  const std::string whole = review("admission.k8s.io/v1", kRequest);
+  const std::vector<std::string> bodies = {
+      whole,
+      whole.substr(0, whole.size() - 1),  // one "}" short: what follows must not close it
+      whole.substr(0, whole.size() / 2),
+      "",
+      "{",
+  };
+  for (const std::string &body : bodies) {
+    for (const std::string &after : {std::string(64, '}'), std::string(64, ' '), "}" + std::string(80, '\0'),
+                                     std::string("\",\"x\":1}}") + std::string(60, '"')}) {
+      INFO("body " << body.size() << " bytes");
+      const std::string buffer = body + after;
+      const std::string in_place = outcome(std::string_view(buffer.data(), body.size()), after.size());
+      CHECK(in_place == outcome(body, 0));
+    }
+  }
+  CHECK(outcome(whole, 0).rfind("705ab4f5", 0) == 0);
+}
+
 TEST_CASE("userInfo is read only for a policy that reads it", "[codec]") {
   const DecodedReview with_user = decode_review(review("admission.k8s.io/v1", kRequest));
   CHECK(with_user.request.username == "alice");

@@ -40,8 +40,11 @@ struct ObjectFields {
 // The whole body is checked; only the fields asked for are parsed.
 // With `own_parser`, the document (views) may be read on another thread:
 // it is parsed with a parser of its own instead of the thread's.
+// `readable_after`: bytes that may be read past the body's end (what
+// HttpRequestView::body_padding says); with kJsonPadding of them the body
+// is parsed in place.
 DecodedReview decode_review(std::string_view body, const ObjectFields &fields = ObjectFields(),
-                            bool own_parser = false);
+                            bool own_parser = false, size_t readable_after = 0);
 
 // The response AdmissionReview for `request_api_version` and `uid`.
 std::string encode_review(const std::string &request_api_version, const std::string &uid,

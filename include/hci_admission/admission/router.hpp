@@ -10,11 +10,11 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace hci_admission {
@@ -67,7 +67,7 @@ class AdmissionRouter {
     ObjectFields fields;
     RouteMetrics metrics;
   };
-  HttpReply admit(const Route &route, std::string_view body, std::string_view query) const;
+  HttpReply admit(const Route &route, const HttpRequestView &request) const;
   // The policy's decision on a decoded review (or the screen's, when the
   // rules already answered it), encoded, counted and logged.
   HttpReply decide(const Route &route, DecodedReview &review, std::chrono::steady_clock::time_point started,
@@ -76,7 +76,9 @@ class AdmissionRouter {
   HttpReply failed(const Route &route, int status, const std::string &message, const std::string &uid) const;
 
   std::chrono::milliseconds cluster_read_timeout_{10000};
-  std::unordered_map<std::string, Route> routes_;
+  // Looked up by the request's path as it is: hashing it took a copy
+  // (an allocation for any path over 15 bytes) every review.
+  std::map<std::string, Route, std::less<>> routes_;
   std::function<std::string()> readiness_;
   bool log_objects_ = false;
   bool client_auth_ = false;

@@ -49,6 +49,9 @@ struct HttpRequestView {
   // The client's verified certificate names (CN, then DNS SANs); null or
   // empty without one.
   const std::vector<std::string> *client_names = nullptr;
+  // Bytes that may be read (not relied on) past the body's end: the rest
+  // of the connection's buffer, so a parser that reads ahead needs no copy.
+  size_t body_padding = 0;
 };
 
 struct HttpLimits {
