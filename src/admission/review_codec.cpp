@@ -26,6 +26,17 @@ std::string as_string(dom::element v, const char *where) {
   return std::string(v.get_string().value_unsafe());
 }
 
+// The same, written into `out` (no temporary to move from).
+void read_string(dom::element v, const char *where, std::string &out) {
+  if (v.is_string()) {
+    out.assign(v.get_string().value_unsafe());
+  } else if (v.is_null()) {
+    out.clear();
+  } else {
+    throw ReviewError(std::string(where) + " must be a string");
+  }
+}
+
 void require_object(dom::element v, const char *where) {
   if (!v.is_object()) throw ReviewError(std::string(where) + " must be an object");
 }
@@ -86,13 +97,13 @@ dom::element decode_envelope(dom::element doc, std::string &api_version) {
   bool has_request = false;
   const dom::object envelope = doc.get_object().value_unsafe();
   RepeatedKeys repeated(envelope, "");
-  for (auto it = envelope.begin(); it != envelope.end(); ++it) {
+  for (auto it = envelope.begin(), end = envelope.end(); it != end; ++it) {
     repeated.check(it);
     const std::string_view key = it.key();
     if (key == "apiVersion") {
-      api_version = as_string(it.value(), "apiVersion");
+      read_string(it.value(), "apiVersion", api_version);
     } else if (key == "kind") {
-      kind = as_string(it.value(), "kind");
+      read_string(it.value(), "kind", kind);
     } else if (key == "request") {
       if (!it.value().is_null()) require_object(it.value(), "request");
       request = it.value();
@@ -116,15 +127,11 @@ void decode_group_version(dom::element v, const char *where, const char *last,
   for (const dom::key_value_pair m : dom::object(v.get_object().value_unsafe())) {
     const int i = m.key == "group" ? 0 : m.key == "version" ? 1 : m.key == last ? 2 : -1;
     if (i < 0) continue;
-    std::string &out = *into[static_cast<size_t>(i)];
-    if (m.value.is_string()) {
-      out.assign(m.value.get_string().value_unsafe());
-    } else if (m.value.is_null()) {
-      out.clear();
-    } else {
-      // The field's name is written out only for an error.
+    // The field's name is written out only for an error.
+    if (!m.value.is_null() && !m.value.is_string()) {
       throw ReviewError(std::string(where) + "." + std::string(m.key) + " must be a string");
     }
+    read_string(m.value, where, *into[static_cast<size_t>(i)]);
   }
 }
 
@@ -132,7 +139,7 @@ void decode_user_info(dom::element v, AdmissionRequest &r) {
   require_object(v, "request.userInfo");
   for (const dom::key_value_pair m : dom::object(v.get_object().value_unsafe())) {
     if (m.key == "username") {
-      r.username = as_string(m.value, "request.userInfo.username");
+      read_string(m.value, "request.userInfo.username", r.username);
     } else if (m.key == "groups" && !m.value.is_null()) {
       if (!m.value.is_array()) throw ReviewError("request.userInfo.groups must be a list");
       const dom::array groups = m.value.get_array().value_unsafe();
@@ -147,7 +154,7 @@ void decode_user_info(dom::element v, AdmissionRequest &r) {
 void decode_request_member(std::string_view key, dom::element v, AdmissionRequest &r,
                            const ObjectFields &fields) {
   if (key == "uid") {
-    r.uid = as_string(v, "request.uid");
+    read_string(v, "request.uid", r.uid);
   } else if (key == "kind" && !v.is_null()) {
     r.kind = {};
     decode_group_version(v, "request.kind", "kind", {&r.kind.group, &r.kind.version, &r.kind.kind});
@@ -156,13 +163,13 @@ void decode_request_member(std::string_view key, dom::element v, AdmissionReques
     decode_group_version(v, "request.resource", "resource",
                          {&r.resource.group, &r.resource.version, &r.resource.resource});
   } else if (key == "subResource") {
-    r.sub_resource = as_string(v, "request.subResource");
+    read_string(v, "request.subResource", r.sub_resource);
   } else if (key == "name") {
-    r.name = as_string(v, "request.name");
+    read_string(v, "request.name", r.name);
   } else if (key == "namespace") {
-    r.namespace_name = as_string(v, "request.namespace");
+    read_string(v, "request.namespace", r.namespace_name);
   } else if (key == "operation") {
-    r.operation = as_string(v, "request.operation");
+    read_string(v, "request.operation", r.operation);
   } else if (key == "userInfo" && fields.user_info && !v.is_null()) {
     decode_user_info(v, r);
   } else if (key == "dryRun") {
@@ -209,7 +216,7 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields, b
   const dom::element request = decode_envelope(doc, out.api_version);
   const dom::object members = request.get_object().value_unsafe();
   RepeatedKeys repeated(members, "request.");
-  for (auto it = members.begin(); it != members.end(); ++it) {
+  for (auto it = members.begin(), end = members.end(); it != end; ++it) {
     repeated.check(it);
     decode_request_member(it.key(), it.value(), out.request, fields);
   }

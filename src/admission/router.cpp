@@ -23,9 +23,11 @@ bool is_json_media_type(std::string_view content_type) {
   while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
   while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
   constexpr std::string_view kJson = "application/json";
+  // ASCII case folding, not std::tolower (a libc call for each byte).
   return media.size() == kJson.size() &&
-         std::equal(media.begin(), media.end(), kJson.begin(),
-                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+         std::equal(media.begin(), media.end(), kJson.begin(), [](char a, char b) {
+           return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+         });
 }
 
 // "ns/name"; a Pod created from generateName has no name yet, so its
@@ -247,16 +249,22 @@ HttpReply AdmissionRouter::admit(const Route &route, const HttpRequestView &requ
   const std::string_view body = request.body;
   const auto started = std::chrono::steady_clock::now();
   InFlight in_flight(*route.metrics.in_flight, *route.metrics.latency, started);
-  DecodedReview review;
-  try {
-    review = decode_review(body, route.fields, false, request.body_padding);
-  } catch (const ReviewError &e) {
-    return failed(route, 400, e.what(), "");
-  } catch (const std::exception &e) {
-    // Not expected (the decoder reports problems as ReviewError), but a
-    // request must never take the server down.
-    return failed(route, 400, std::string("cannot read the review: ") + e.what(), "");
-  }
+  // Decoded straight into place: assigning the decoded review over a
+  // default one moved each of its strings again (400 instructions).
+  std::optional<std::string> unreadable;
+  DecodedReview review = [&] {
+    try {
+      return decode_review(body, route.fields, false, request.body_padding);
+    } catch (const ReviewError &e) {
+      unreadable = e.what();
+    } catch (const std::exception &e) {
+      // Not expected (the decoder reports problems as ReviewError), but a
+      // request must never take the server down.
+      unreadable = std::string("cannot read the review: ") + e.what();
+    }
+    return DecodedReview();
+  }();
+  if (unreadable) return failed(route, 400, *unreadable, "");
   review.request.deadline = started + std::min(cluster_read_timeout_, answer_within(request.query));
   std::optional<Decision> screened;
   bool may_read = false;

@@ -304,7 +304,7 @@ void JsonView::find_members(const std::string_view *keys, JsonView *out, size_t 
         lengths |= uint64_t{1} << std::min<size_t>(wanted[i].size(), 63);
     }
     if (lengths == 0) continue;
-    for (auto it = object.begin(); it != object.end(); ++it) {
+    for (auto it = object.begin(), end = object.end(); it != end; ++it) {
       const std::string_view key = it.key();
       if ((lengths >> std::min<size_t>(key.size(), 63) & 1) == 0) continue;
       for (size_t i = 0; i < n; ++i) {
