@@ -300,13 +300,17 @@ HttpReply AdmissionRouter::decide(const Route &route, DecodedReview &review,
                                   std::optional<Decision> screened) const {
   const RouteMetrics &m = route.metrics;
   AdmissionRequest &req = review.request;
-  Decision decision;
-  try {
-    decision = screened ? std::move(*screened) : route.policy->review(req);
-  } catch (const std::exception &e) {
-    // The API server treats a 500 by the webhook's failurePolicy.
-    return failed(route, 500, "policy " + route.spec.name + " failed: " + e.what(), req.uid);
-  }
+  std::optional<std::string> failure;
+  Decision decision = [&] {
+    try {
+      return screened ? std::move(*screened) : route.policy->review(req);
+    } catch (const std::exception &e) {
+      failure = e.what();
+    }
+    return Decision();
+  }();
+  // The API server treats a 500 by the webhook's failurePolicy.
+  if (failure) return failed(route, 500, "policy " + route.spec.name + " failed: " + *failure, req.uid);
   if (route.spec.type == PolicyType::Validating && !decision.patch.empty()) {
     LogLine("validating policy returned a patch; dropped").field("policy", route.spec.name).error();
     decision.patch = JsonPatch();

@@ -30,7 +30,10 @@ namespace hci_admission {
 
 struct HttpReply {
   int status = 200;
-  std::string content_type = "application/json";
+  // Static text (a literal): a reply may be sent after its handler
+  // returned. A string was an allocation every review ("application/json"
+  // is one byte past the short-string buffer).
+  std::string_view content_type = "application/json";
   std::string body;
   std::string allow;  // the Allow header of a 405
   // Set by a handler whose answer needs work that may block (a cluster
