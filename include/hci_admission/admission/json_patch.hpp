@@ -37,7 +37,7 @@ class RenderedJson {
 };
 
 struct PatchOperation {
-  std::string op;         // "add", "replace" or "remove"
+  std::string_view op;    // "add", "replace" or "remove" (static text)
   std::string path;       // JSON Pointer, already escaped
   Json value;             // unused for "remove" and when `rendered` has a value
   RenderedJson rendered;  // the value, when it was added written out
