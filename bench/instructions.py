@@ -18,7 +18,8 @@ body, as the yardstick.
 
 --keep DIR leaves both runs' callgrind files in DIR (callgrind.LABEL.warmup
 and .full), for callgrind_annotate: a function's count in .full less its
-count in .warmup, divided by REVIEWS, is its share of one review. Needs valgrind, nginx (nginx-light) and a built
+count in .warmup, divided by REVIEWS, is its share of one review. CALLGRIND_ARGS in the
+environment is added to valgrind's arguments (e.g. "--dump-instr=yes" for costs per instruction). Needs valgrind, nginx (nginx-light) and a built
 build/hci-admission (scripts/build.sh).
 """
 import argparse
