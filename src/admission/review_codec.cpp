@@ -58,8 +58,8 @@ class RepeatedKeys {
     // These factors give the 15 keys Kubernetes sends in a request 15
     // bits of their own.
     const size_t hash = key.empty() ? 0
-                                    : key.size() * 3 + static_cast<unsigned char>(key.front()) * 2 +
-                                          static_cast<unsigned char>(key.back());
+                                    : key.size() * 3 + size_t{static_cast<unsigned char>(key.front())} * 2 +
+                                          size_t{static_cast<unsigned char>(key.back())};
     const uint64_t bit = uint64_t{1} << (hash & 63);
     if ((filter_ & bit) != 0 || !keys_.empty()) look_back(key, at);
     filter_ |= bit;

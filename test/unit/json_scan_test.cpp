@@ -174,7 +174,8 @@ TEST_CASE("a JsonView reads what its mask keeps, as the masked tree has it", "[j
 }
 
 TEST_CASE("members() reads several members as operator[] reads each", "[json_scan]") {
-  std::string text = R"({"metadata":{"name":"n","labels":{"a":"1","b":"2","a":"3"}},"spec":{"x":1},"status":"s")";
+  std::string text =
+      R"({"metadata":{"name":"n","labels":{"a":"1","b":"2","a":"3"}},"spec":{"x":1},"status":"s")";
   // More keys than one pass takes, one of them repeated.
   for (int i = 0; i < 12; ++i) text += ",\"k" + std::to_string(i) + "\":" + std::to_string(i);
   text += R"(,"k3":"last"})";
@@ -182,9 +183,9 @@ TEST_CASE("members() reads several members as operator[] reads each", "[json_sca
   const FieldMask mask = FieldMask::of({"/metadata/labels", "/spec", "/k3", "/k10"});
   for (const FieldMask *m : {static_cast<const FieldMask *>(nullptr), &mask}) {
     const JsonView doc(parsed.root(), m);
-    const auto found = doc.members({"spec", "metadata", "status", "missing", "k0", "k1", "k2", "k3", "k4", "k5",
-                                    "k6", "k7", "k8", "k9", "k10", "k11"});
-    const std::string_view keys[] = {"spec", "metadata", "status", "missing", "k0", "k1", "k2", "k3",
+    const auto found = doc.members({"spec", "metadata", "status", "missing", "k0", "k1", "k2", "k3", "k4",
+                                    "k5", "k6", "k7", "k8", "k9", "k10", "k11"});
+    const std::string_view keys[] = {"spec", "metadata", "status", "missing", "k0", "k1", "k2",  "k3",
                                      "k4",   "k5",       "k6",     "k7",      "k8", "k9", "k10", "k11"};
     for (size_t i = 0; i < std::size(keys); ++i) {
       INFO(keys[i] << (m == nullptr ? " unmasked" : " masked"));
