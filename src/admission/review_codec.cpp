@@ -8,7 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
-#include <unordered_set>
+#include <vector>
 
 namespace hci_admission {
 namespace {
@@ -44,16 +44,19 @@ void require_object(dom::element v, const char *where) {
 // A key given twice is refused: parsers disagree on which one counts
 // (Go's takes the last), and a review is never sent that way. A 64-bit
 // filter of (length, first and last byte) sends only a likely repeat to a
-// look back over the members before it. Keeping each key in a list and comparing it with all
-// before took 1.2k of the CSI Pod review's 108k instructions (callgrind).
-// Keys made to share bits (a body of 7 MiB holds 600k) would make the look
-// back quadratic, so past a budget the rest go through a hash set.
+// look back over the members before it. Keeping each key in a list and
+// comparing it with all before took 1.2k of the CSI Pod review's 108k
+// instructions (callgrind). Keys made to share bits (a body of 7 MiB holds
+// 600k) would make the look back quadratic, so past a budget the keys are
+// gathered and sorted once at the end instead (not hashed: libstdc++'s
+// string hash has a fixed seed, so keys can be made to collide there too).
 class RepeatedKeys {
  public:
   RepeatedKeys(dom::object object, const char *where) : object_(object), where_(where) {}
 
-  // Throws if `key`, at `at`, came before it in the object. The usual
-  // key (a bit of its own, no set yet) takes the inline part alone.
+  // Throws if `key`, at `at`, came before it in the object (past the
+  // budget: finish() throws). The usual key, with a bit of its own, takes
+  // the inline part alone.
   void check(std::string_view key, dom::object::iterator at) {
     // These factors give the 15 keys Kubernetes sends in a request 15
     // bits of their own.
@@ -61,24 +64,33 @@ class RepeatedKeys {
                                     : key.size() * 3 + size_t{static_cast<unsigned char>(key.front())} * 2 +
                                           size_t{static_cast<unsigned char>(key.back())};
     const uint64_t bit = uint64_t{1} << (hash & 63);
-    if ((filter_ & bit) != 0 || !keys_.empty()) look_back(key, at);
+    if ((filter_ & bit) != 0 || gathering_) look_back(key, at);
     filter_ |= bit;
+  }
+
+  // After the last member: a repeat among the gathered keys.
+  void finish() {
+    if (!gathering_) return;
+    std::sort(gathered_.begin(), gathered_.end());
+    const auto twice = std::adjacent_find(gathered_.begin(), gathered_.end());
+    if (twice != gathered_.end()) throw repeated(*twice);
   }
 
  private:
   static constexpr size_t kLookBackBudget = 4096;
 
   __attribute__((noinline)) void look_back(std::string_view key, dom::object::iterator at) {
-    if (!keys_.empty()) {
-      if (!keys_.insert(key).second) throw repeated(key);
+    if (gathering_) {
+      gathered_.push_back(key);
       return;
     }
     for (auto before = object_.begin(); before != at; ++before, ++looked_back_) {
       if (before.key() == key) throw repeated(key);
     }
     if (looked_back_ > kLookBackBudget) {
-      for (auto before = object_.begin(); before != at; ++before) keys_.insert(before.key());
-      keys_.insert(key);
+      gathering_ = true;
+      for (auto before = object_.begin(); before != at; ++before) gathered_.push_back(before.key());
+      gathered_.push_back(key);
     }
   }
 
@@ -90,7 +102,8 @@ class RepeatedKeys {
   const char *where_;
   uint64_t filter_ = 0;
   size_t looked_back_ = 0;
-  std::unordered_set<std::string_view> keys_;  // once over budget
+  bool gathering_ = false;
+  std::vector<std::string_view> gathered_;  // once over budget
 };
 
 // apiVersion, kind and request of the AdmissionReview; returns the request.
@@ -113,6 +126,7 @@ dom::element decode_envelope(dom::element doc, std::string &api_version) {
       has_request = true;
     }
   }
+  repeated.finish();
   if (api_version != kV1 && api_version != kV1beta1) {
     throw ReviewError("unsupported apiVersion \"" + api_version + "\" (want " + std::string(kV1) + " or " +
                       std::string(kV1beta1) + ")");
@@ -224,6 +238,7 @@ DecodedReview decode_review(std::string_view body, const ObjectFields &fields, b
     repeated.check(key, it);
     decode_request_member(key, it.value(), out.request, fields);
   }
+  repeated.finish();
   if (out.request.uid.empty()) throw ReviewError("request.uid is missing or empty");
   if (fields.views) out.document = std::move(parsed);
   return out;
@@ -284,12 +299,19 @@ std::string_view patch_base64(const JsonPatch &patch) {
     append_base64(large, text);
     return large;
   }
+  // Each part of the memo is set only once what it stands for is whole,
+  // so a throw (bad_alloc) midway leaves no base64 under another's name.
+  last.rendered = JsonPatch();
   if (text != last.text) {
-    last.text.assign(text);
+    last.text.clear();
     last.base64.clear();
     append_base64(last.base64, text);
+    last.text.assign(text);
   }
-  last.rendered = patch.all_rendered() ? patch : JsonPatch();
+  if (patch.all_rendered()) {
+    JsonPatch kept = patch;
+    last.rendered = std::move(kept);
+  }
   return last.base64;
 }
 

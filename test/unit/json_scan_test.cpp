@@ -191,6 +191,11 @@ TEST_CASE("members() reads several members as operator[] reads each", "[json_sca
       INFO(keys[i] << (m == nullptr ? " unmasked" : " masked"));
       CHECK(found[i].exists() == doc[keys[i]].exists());
       CHECK(found[i].to_json() == doc[keys[i]].to_json());
+      // And as the tree has it, masked or whole.
+      const Json tree = m == nullptr ? Json::parse(text) : m->extract(parsed.root());
+      const auto member = tree.find(std::string(keys[i]));
+      CHECK(found[i].exists() == (member != tree.end()));
+      if (member != tree.end()) CHECK(found[i].to_json() == *member);
     }
     CHECK(found[7].string() == "last");
     CHECK(found[2].exists() == (m == nullptr));  // status: left out by the mask

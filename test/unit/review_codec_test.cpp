@@ -173,6 +173,11 @@ TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
       error_of(
           R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"},"request":{"uid":"b"}})"),
       Catch::Contains("duplicate key \"request\""));
+  // Any key of the envelope, read or not.
+  CHECK_THAT(
+      error_of(
+          R"({"apiVersion":"admission.k8s.io/v1","extra":1,"kind":"AdmissionReview","request":{"uid":"a"},"extra":2})"),
+      Catch::Contains("duplicate key \"extra\""));
   // An escaped key counts as what it spells, and escaped keys of different
   // lengths are all remembered (each once lived in one reused buffer).
   CHECK_THAT(
@@ -193,7 +198,7 @@ TEST_CASE("refuses reviews it cannot answer, saying why", "[codec]") {
   repeated.insert(repeated.size() - 2, R"(,"k137z":0)");  // before the request's "}"
   CHECK_THAT(error_of(repeated), Catch::Contains("duplicate key \"request.k137z\""));
   // Thousands of keys made to share one bit: past the look-back budget
-  // they are told apart by a set, and a repeat of an early or a late one
+  // they are gathered and sorted, and a repeat of an early or a late one
   // is still caught (comparing each with all before would be quadratic).
   Json crowd = kRequest;
   for (int i = 0; i < 20000; ++i) crowd["k" + std::to_string(100000 + i) + "z"] = 0;
