@@ -29,7 +29,14 @@ std::string as_string(dom::element v, const char *where) {
 // The same, written into `out` (no temporary to move from).
 void read_string(dom::element v, const char *where, std::string &out) {
   if (v.is_string()) {
-    out.assign(v.get_string().value_unsafe());
+    // Into a field not yet read (the usual case) an append: assign's
+    // general replace took 60 instructions a field (callgrind).
+    const std::string_view text = v.get_string().value_unsafe();
+    if (out.empty()) {
+      out.append(text);
+    } else {
+      out.assign(text);
+    }
   } else if (v.is_null()) {
     out.clear();
   } else {
