@@ -56,17 +56,32 @@ def status_kib(pid, field):
     return 0
 
 
-def socket_kib(port):
-    """Kernel memory of the TCP sockets whose local port is PORT (the
-    server's): what ss -tm shows as r (receive queue), w (send queue) and f
-    (set aside for them), all charged to the owner's memory cgroup."""
-    out = subprocess.run(["ss", "-tmnH", "state", "all", f"( sport = :{port} )"],
+def socket_sample(port):
+    """Kernel memory of the TCP sockets whose local address is
+    127.0.0.1:PORT (the server's): what ss -tm shows as r (receive queue),
+    w (send queue) and f (set aside for them), all charged to the owner's
+    memory cgroup. Returns the total in KiB and each socket's (state, r, w,
+    f, the ss text) in bytes."""
+    # By address and port: a client socket from 127.0.0.2 or .3 may get the
+    # server's port number as its own ephemeral port, and `sport = :PORT`
+    # counted it (once a hostile client's 3.9 MiB send queue, failing CI).
+    out = subprocess.run(["ss", "-tmnH", "state", "all", f"( src 127.0.0.1:{port} )"],
                          capture_output=True, text=True, check=True).stdout
-    total = 0
-    for skmem in re.findall(r"skmem:\(([^)]*)\)", out):
-        fields = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", skmem)}
-        total += fields.get("r", 0) + fields.get("w", 0) + fields.get("f", 0)
-    return total // 1024
+    sockets = []
+    socket_line = "?"
+    for line in out.splitlines():  # skmem on a line of its own below its socket's
+        m = re.search(r"skmem:\(([^)]*)\)", line)
+        if not m:
+            socket_line = " ".join(line.split())
+            continue
+        fields = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", m.group(1))}
+        sockets.append((socket_line.split(" ")[0], fields.get("r", 0), fields.get("w", 0), fields.get("f", 0),
+                        socket_line + " " + m.group(0)))
+    return sum(r + w + f for _, r, w, f, _ in sockets) // 1024, sockets
+
+
+def socket_kib(port):
+    return socket_sample(port)[0]
 
 
 def cpu_seconds(pid):
@@ -262,9 +277,13 @@ def attack(args):
                 return
             time.sleep(0.05)
 
+    socket_peak_sample = [[]]
+
     def sample_sockets():  # ss takes a while over many sockets: every 0.2 s
         while time.time() < stop_at + 1:
-            socket_peak[0] = max(socket_peak[0], socket_kib(args.port))
+            kib, sockets = socket_sample(args.port)
+            if kib > socket_peak[0]:
+                socket_peak[0], socket_peak_sample[0] = kib, sockets
             time.sleep(0.2)
     threading.Thread(target=sample_sockets, daemon=True).start()
     sampler = threading.Thread(target=sample, daemon=True)
@@ -280,6 +299,13 @@ def attack(args):
         "rss_after_mib": round(status_kib(pid, "VmRSS") / 1024, 1),
         "socket_peak_mib": round(socket_peak[0] / 1024, 2),
         "socket_after_mib": round(socket_kib(args.port) / 1024, 2),
+        # The peak sample: how many sockets, the most one held, and by state.
+        "socket_peak_sockets": len(socket_peak_sample[0]),
+        "socket_peak_max_kib": round(max((r + w + f for _, r, w, f, _ in socket_peak_sample[0]), default=0) / 1024, 1),
+        "socket_peak_max": max(socket_peak_sample[0], key=lambda x: x[1] + x[2] + x[3], default=[""] * 5)[4],
+        "socket_peak_states": {st: [sum(1 for x in socket_peak_sample[0] if x[0] == st),
+                                    round(sum(r + w + f for s2, r, w, f, _ in socket_peak_sample[0] if s2 == st) / 1024)]
+                               for st in sorted({x[0] for x in socket_peak_sample[0]})},
         "settle_seconds": args.settle,
         "legit": legit_result,
         "hostile": {"connections": args.connections, "opened": tally.connections,

@@ -49,7 +49,7 @@ check "memory: requests were held back while the budget was spent" \
 check "memory: the budget is all given back afterwards" test "$(metric hci_admission_buffered_bytes)" = 0
 # Socket memory is the kernel's, the same under the sanitizers. The
 # legitimate client and the probes add a socket or two.
-check "memory: the kernel queued at most $kernel_kib KiB a connection: $(field .socket_peak_mib) MiB for $connections" \
+check "memory: the kernel queued at most $kernel_kib KiB a connection: $(field .socket_peak_mib) MiB for $connections ($(field .socket_peak_sockets) sockets, the largest $(field .socket_peak_max))" \
   awk -v s="$(field .socket_peak_mib)" -v c=$((connections + 4)) -v k=$kernel_kib 'BEGIN {exit !(s <= c * k / 1024)}'
 if ! $sanitized; then
   # What README promises: idle + --max-buffered-size + 48 KiB a connection
