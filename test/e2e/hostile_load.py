@@ -60,24 +60,24 @@ def socket_sample(port):
     """Kernel memory of the TCP sockets whose local address is
     127.0.0.1:PORT (the server's): what ss -tm shows as r (receive queue),
     w (send queue) and f (set aside for them), all charged to the owner's
-    memory cgroup. Returns the total in KiB and each socket's (state, r, w,
-    f, the ss text) in bytes."""
+    memory cgroup. Returns the total in KiB and each socket as (bytes held,
+    its ss text)."""
     # By address and port: a client socket from 127.0.0.2 or .3 may get the
     # server's port number as its own ephemeral port, and `sport = :PORT`
     # counted it (once a hostile client's 3.9 MiB send queue, failing CI).
     out = subprocess.run(["ss", "-tmnH", "state", "all", f"( src 127.0.0.1:{port} )"],
                          capture_output=True, text=True, check=True).stdout
     sockets = []
-    socket_line = "?"
+    socket_line = ""
     for line in out.splitlines():  # skmem on a line of its own below its socket's
         m = re.search(r"skmem:\(([^)]*)\)", line)
         if not m:
             socket_line = " ".join(line.split())
             continue
         fields = {k: int(v) for k, v in re.findall(r"([a-z]+)(\d+)", m.group(1))}
-        sockets.append((socket_line.split(" ")[0], fields.get("r", 0), fields.get("w", 0), fields.get("f", 0),
-                        socket_line + " " + m.group(0)))
-    return sum(r + w + f for _, r, w, f, _ in sockets) // 1024, sockets
+        held = fields.get("r", 0) + fields.get("w", 0) + fields.get("f", 0)
+        sockets.append((held, f"{socket_line} {m.group(0)}"))
+    return sum(held for held, _ in sockets) // 1024, sockets
 
 
 def socket_kib(port):
@@ -267,7 +267,7 @@ def attack(args):
                                    args=(args.port, args.ca, reviews, args.path, stop_at, args.late_after, out))
     good.start()
     peak_sampled = [0]
-    socket_peak = [0]
+    socket_peak = [(0, [])]  # the sample with the most: (KiB, its sockets)
 
     def sample():
         while time.time() < stop_at + 1:
@@ -277,13 +277,11 @@ def attack(args):
                 return
             time.sleep(0.05)
 
-    socket_peak_sample = [[]]
-
     def sample_sockets():  # ss takes a while over many sockets: every 0.2 s
         while time.time() < stop_at + 1:
             kib, sockets = socket_sample(args.port)
-            if kib > socket_peak[0]:
-                socket_peak[0], socket_peak_sample[0] = kib, sockets
+            if kib > socket_peak[0][0]:
+                socket_peak[0] = (kib, sockets)
             time.sleep(0.2)
     threading.Thread(target=sample_sockets, daemon=True).start()
     sampler = threading.Thread(target=sample, daemon=True)
@@ -297,15 +295,11 @@ def attack(args):
         "rss_idle_mib": round(rss_idle / 1024, 1),
         "rss_peak_mib": round(peak / 1024, 1),
         "rss_after_mib": round(status_kib(pid, "VmRSS") / 1024, 1),
-        "socket_peak_mib": round(socket_peak[0] / 1024, 2),
+        "socket_peak_mib": round(socket_peak[0][0] / 1024, 2),
         "socket_after_mib": round(socket_kib(args.port) / 1024, 2),
-        # The peak sample: how many sockets, the most one held, and by state.
-        "socket_peak_sockets": len(socket_peak_sample[0]),
-        "socket_peak_max_kib": round(max((r + w + f for _, r, w, f, _ in socket_peak_sample[0]), default=0) / 1024, 1),
-        "socket_peak_max": max(socket_peak_sample[0], key=lambda x: x[1] + x[2] + x[3], default=[""] * 5)[4],
-        "socket_peak_states": {st: [sum(1 for x in socket_peak_sample[0] if x[0] == st),
-                                    round(sum(r + w + f for s2, r, w, f, _ in socket_peak_sample[0] if s2 == st) / 1024)]
-                               for st in sorted({x[0] for x in socket_peak_sample[0]})},
+        # The peak sample: how many sockets, and the one that held the most.
+        "socket_peak_sockets": len(socket_peak[0][1]),
+        "socket_peak_max": max(socket_peak[0][1], default=(0, ""))[1],
         "settle_seconds": args.settle,
         "legit": legit_result,
         "hostile": {"connections": args.connections, "opened": tally.connections,
